@@ -7,7 +7,7 @@ that turns them into ``Error: <message>`` on stderr and exit code 1.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class LlmeffError(Exception):
@@ -17,25 +17,27 @@ class LlmeffError(Exception):
 class UnknownIdError(LlmeffError):
     """An id (model, hardware, technique, category, ...) that is not in the registry."""
 
-    def __init__(self, kind: str, wanted: str, known: Iterable[str]):
+    def __init__(self, kind: str, wanted: str, known: Iterable[str], aliases: Mapping[str, str] | None = None):
         self.kind = kind
         self.wanted = wanted
-        self.suggestions = suggest(wanted, known)
+        self.suggestions = suggest(wanted, known, aliases)
         message = f"unknown {kind} '{wanted}'."
         if self.suggestions:
             message += " Did you mean: " + ", ".join(self.suggestions) + "?"
         else:
-            message += f" See 'llmeff {kind} list' for the known ids." if kind in _LISTABLE else ""
+            command = _LIST_COMMANDS.get(kind)
+            message += f" See 'llmeff {command} list' for the known ids." if command else ""
         super().__init__(message)
 
 
-_LISTABLE = {"hardware", "models", "techniques"}
+_LIST_COMMANDS = {"hardware": "hardware", "model": "models", "technique": "techniques"}
 
 
 class InvalidInputError(LlmeffError):
     """Input that cannot be used: names the file, row or field at fault."""
 
     def __init__(self, message: str, *, where: str | None = None, field: str | None = None):
+        self.detail = message
         self.where = where
         self.field = field
         parts = [p for p in (where, f"field '{field}'" if field else None) if p]
@@ -50,16 +52,23 @@ class DatabaseError(LlmeffError):
     """A database file that is corrupt, foreign, or from an incompatible llmeff."""
 
 
-def suggest(wanted: str, known: Iterable[str], limit: int = 3) -> list[str]:
-    """Close matches for a mistyped id: fuzzy matches first, then ids containing it."""
-    known = sorted(set(known))
-    lowered = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(wanted.lower(), list(lowered), n=limit, cutoff=0.6)
-    picks = [lowered[c] for c in close]
-    needle = wanted.lower()
-    for k in known:
-        if len(picks) >= limit:
+def suggest(wanted: str, known: Iterable[str], aliases: Mapping[str, str] | None = None, limit: int = 3) -> list[str]:
+    """Close matches for a mistyped id, as ids: fuzzy matches first, then ids or aliases containing it.
+
+    ``aliases`` maps other names (e.g. 'A100 80GB') to the id they stand for, so a near miss on
+    an alias suggests the id.
+    """
+    names = {k.lower(): k for k in sorted(set(known))}
+    for alias, target in sorted((aliases or {}).items()):
+        names.setdefault(alias.lower(), target)
+    picks: list[str] = []
+    needle = wanted.lower().strip()
+    close = difflib.get_close_matches(needle, list(names), n=limit * 3, cutoff=0.6)
+    contained = [name for name in names if needle and needle in name]
+    for name in close + contained:
+        target = names[name]
+        if target not in picks:
+            picks.append(target)
+        if len(picks) == limit:
             break
-        if needle and needle in k.lower() and k not in picks:
-            picks.append(k)
     return picks

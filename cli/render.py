@@ -1,0 +1,45 @@
+"""Rich rendering shared by the command modules, and the JSON switch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from llmeff.serialize import to_json
+
+console = Console()
+
+
+def emit_json(value: object) -> None:
+    # print(), not console.print(): Rich would wrap and colour the JSON.
+    print(to_json(value))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], *, caption: str | None = None) -> None:
+    out = Table(title=title, caption=caption, show_lines=False, header_style="bold")
+    for column in columns:
+        out.add_column(column, overflow="fold")
+    for row in rows:
+        out.add_row(*("-" if cell is None else str(cell) for cell in row))
+    console.print(out)
+
+
+def fields(title: str, pairs: Iterable[tuple[str, object]]) -> None:
+    """A two-column key/value table for one record."""
+    out = Table(title=title, show_header=False, title_justify="left", title_style="bold")
+    out.add_column("field", style="bold", no_wrap=True)
+    out.add_column("value", overflow="fold")
+    for key, value in pairs:
+        out.add_row(key, "-" if value is None or value == "" else str(value))
+    console.print(out)
+
+
+def bullet_list(title: str, items: Iterable[str]) -> None:
+    items = list(items)
+    if not items:
+        return
+    console.print(f"[bold]{title}[/bold]")
+    for item in items:
+        console.print(f"  - {item}", highlight=False)

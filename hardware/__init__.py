@@ -1,0 +1,1 @@
+"""Hardware registry: device specs (peaks per precision, memory, links) and their capabilities."""

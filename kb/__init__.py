@@ -1,0 +1,1 @@
+"""The knowledge base: taxonomy, techniques, papers, reported results, hardware and models."""

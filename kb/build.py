@@ -1,0 +1,212 @@
+"""Turn validated data files into knowledge-base rows (the build path; the caller commits)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sqlmodel import Session, delete
+
+from llmeff.kb import schemas, tables
+from llmeff.kb.load import ShippedData
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def paper_key(paper: schemas.Paper) -> str:
+    """A paper's stable id: its arXiv id, or a slug of its title when it has none."""
+    if paper.arxiv:
+        return paper.arxiv
+    return re.sub(r"[^a-z0-9]+", "-", paper.title.lower()).strip("-")[:80]
+
+
+def clear_shipped(session: Session) -> None:
+    """Delete every shipped row, children first (user-imported tables are not touched)."""
+    for table in reversed(tables.SHIPPED_TABLES):
+        session.exec(delete(table))  # type: ignore[call-overload]
+
+
+def add_shipped(session: Session, shipped: ShippedData) -> None:
+    _add_taxonomy(session, shipped)
+    _add_techniques(session, shipped)
+    _add_hardware(session, shipped)
+    _add_models(session, shipped)
+
+
+def _add_taxonomy(session: Session, shipped: ShippedData) -> None:
+    for seed in shipped.taxonomy.seeds:  # type: ignore[union-attr]  (load_valid_data checked it)
+        session.add(tables.Seed(**seed.model_dump(exclude={"tool"})))
+    for position, category in enumerate(shipped.taxonomy.categories):  # type: ignore[union-attr]
+        session.add(
+            tables.Category(
+                id=category.id,
+                name=category.name,
+                parent_id=category.parent,
+                tree=category.tree,
+                survey_section=category.survey_section,
+                extension=category.extension,
+                source=category.source,
+                note=category.note,
+                position=position,
+            )
+        )
+
+
+def _level_of(category_id: str, shipped: ShippedData) -> str:
+    parents = {c.id: c.parent for c in shipped.taxonomy.categories}  # type: ignore[union-attr]
+    while parents.get(category_id):
+        category_id = parents[category_id]  # type: ignore[assignment]
+    return category_id
+
+
+def _add_techniques(session: Session, shipped: ShippedData) -> None:
+    papers: dict[str, tables.Paper] = {}
+    relations: dict[tuple[str, str, str], str | None] = {}
+    for tid, t in sorted(shipped.techniques.items()):
+        session.add(
+            tables.Technique(
+                id=tid,
+                name=t.name,
+                category_id=t.category,
+                unveiled_category_id=t.unveiled_category,
+                level=_level_of(t.category, shipped),
+                seeds=_json(t.seeds),
+                extension=t.extension,
+                mechanism=t.mechanism,
+                modelable=t.cost_model.modelable,
+                modelable_reason=t.cost_model.reason,
+                plugin=t.cost_model.plugin,
+                plugin_status=t.cost_model.plugin_status,
+                captured_by=t.cost_model.captured_by,
+                hardware_note=t.hardware.note,
+                conflict_notes=t.conflict_notes,
+                notes=t.notes,
+                cost_effects=_json(t.cost_effects),
+                references=_json(t.references),
+                source_file=shipped.file_of("technique", tid),
+            )
+        )
+        for alias in t.aliases:
+            session.add(tables.TechniqueAlias(alias=alias.strip().lower(), technique_id=tid, display=alias))
+        for capability in sorted(set(t.hardware.requires)):
+            session.add(tables.HardwareRequirement(technique_id=tid, capability=capability))
+        for position, paper in enumerate(t.papers):
+            key = paper_key(paper)
+            papers.setdefault(
+                key,
+                tables.Paper(
+                    id=key,
+                    title=paper.title,
+                    first_author=paper.first_author,
+                    year=paper.year,
+                    arxiv=paper.arxiv,
+                    venue=paper.venue,
+                    url_hint=paper.url_hint,
+                ),
+            )
+            session.add(tables.TechniquePaper(technique_id=tid, paper_id=key, position=position, note=paper.note))
+        for position, result in enumerate(t.results):
+            session.add(tables.ReportedResult(technique_id=tid, position=position, **result.model_dump()))
+        for kind, others, note in (
+            ("combines", t.compatible_with, None),
+            ("conflicts", t.conflicts_with, t.conflict_notes),
+        ):
+            for other in others:
+                a, b = sorted((tid, other))
+                previous = relations.get((a, b, kind))
+                relations[(a, b, kind)] = "; ".join(n for n in (previous, note) if n) or None
+    session.add_all(papers.values())
+    for (a, b, kind), note in sorted(relations.items()):
+        session.add(tables.Relation(technique_a=a, technique_b=b, kind=kind, note=note))
+
+
+def _add_hardware(session: Session, shipped: ShippedData) -> None:
+    for hid, h in sorted(shipped.hardware.items()):
+        session.add(
+            tables.Hardware(
+                id=hid,
+                name=h.name,
+                vendor=h.vendor,
+                kind=h.kind,
+                memory_capacity_bytes=h.memory_capacity_bytes,
+                memory_type=h.memory_type,
+                memory_bandwidth_bytes_per_s=h.memory_bandwidth_bytes_per_s,
+                npu_peak_ops_per_s=h.npu_peak_ops_per_s,
+                vector_fp32_flops=h.vector_fp32_flops,
+                interconnect_kind=h.interconnect.kind if h.interconnect else None,
+                interconnect_bandwidth_bytes_per_s=h.interconnect.bandwidth_bytes_per_s if h.interconnect else None,
+                interconnect_note=h.interconnect.note if h.interconnect else None,
+                host_link_kind=h.host_link.kind if h.host_link else None,
+                host_link_bandwidth_bytes_per_s=h.host_link.bandwidth_bytes_per_s if h.host_link else None,
+                host_link_note=h.host_link.note if h.host_link else None,
+                on_chip_sram_bytes=h.on_chip_sram_bytes,
+                tdp_watts=h.tdp_watts,
+                release_year=h.release_year,
+                price_usd_per_hour=h.price_usd_per_hour,
+                features=_json(sorted(h.features)),
+                sources=_json(h.sources),
+                unverified=_json(h.unverified),
+                notes=h.notes,
+                source_file=shipped.file_of("hardware", hid),
+            )
+        )
+        for dtype, peak in sorted(h.peak_flops_dense.items()):
+            session.add(tables.HardwarePeak(hardware_id=hid, dtype=dtype, flops_per_s=peak))
+        for alias in h.aliases:
+            key = alias.strip().lower()
+            if key != hid:
+                session.add(tables.HardwareAlias(alias=key, hardware_id=hid, display=alias))
+
+
+def _add_models(session: Session, shipped: ShippedData) -> None:
+    from llmeff.architectures import Architecture, count_parameters
+
+    for mid, m in sorted(shipped.models.items()):
+        file = shipped.file_of("model", mid)
+        architecture = Architecture.from_hf_config(m.config, where=file)
+        count = count_parameters(architecture)
+        session.add(
+            tables.Model(
+                id=mid,
+                name=m.name,
+                family=m.family,
+                hf_repo_id=m.hf_repo_id,
+                model_type=architecture.model_type,
+                config=_json(m.config),
+                params_total=count.total,
+                params_active=count.active,
+                published_params_b=m.published_params_b,
+                published_active_params_b=m.published_active_params_b,
+                published_params_source=m.published_params_source,
+                sources=_json(m.sources),
+                unverified=_json(m.unverified),
+                derived=_json(m.derived),
+                notes=m.notes,
+                source_file=file,
+            )
+        )
+        for alias in m.aliases:
+            key = alias.strip().lower()
+            if key != mid:
+                session.add(tables.ModelAlias(alias=key, model_id=mid, display=alias))
+
+
+def write_shipped(path, shipped: ShippedData, meta: dict[str, str]) -> None:
+    """Replace the shipped tables of the SQLite file at ``path`` in one transaction."""
+    from sqlmodel import SQLModel, create_engine
+
+    engine = create_engine(f"sqlite:///{path}")
+    shipped_tables = [table.__table__ for table in tables.SHIPPED_TABLES]  # type: ignore[attr-defined]
+    try:
+        with engine.begin() as conn:
+            # Dropping and recreating the shipped tables also migrates them to this schema version.
+            SQLModel.metadata.drop_all(conn, tables=shipped_tables)
+            SQLModel.metadata.create_all(conn, tables=shipped_tables)
+            with Session(bind=conn) as session:
+                add_shipped(session, shipped)
+                session.add_all(tables.Meta(key=k, value=v) for k, v in sorted(meta.items()))
+                session.flush()
+    finally:
+        engine.dispose()

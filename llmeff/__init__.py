@@ -1,0 +1,22 @@
+"""llmeff: a knowledge base and roofline cost model of efficient LLM inference techniques.
+
+The public API is imported lazily so that ``import llmeff`` (and so the CLI) starts fast.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "open_kb", "KnowledgeBase", "load_config_file", "count_parameters"]
+
+
+def __getattr__(name: str):
+    if name in ("open_kb", "KnowledgeBase"):
+        from llmeff.kb import api
+
+        return getattr(api, name)
+    if name in ("load_config_file", "count_parameters", "Architecture"):
+        from llmeff import architectures
+
+        return getattr(architectures, name)
+    raise AttributeError(f"module 'llmeff' has no attribute {name!r}")

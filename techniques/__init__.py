@@ -1,0 +1,1 @@
+"""Technique cost-model plugins (the contract and built-ins arrive with the plugins issue)."""

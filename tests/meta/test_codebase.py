@@ -1,0 +1,86 @@
+"""Rules of the codebase that are easy to break without noticing (see ../shared/design.md)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import typer
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIRS = ("llmeff", "kb", "techniques", "hardware", "benchmarks", "cli")
+BARE_NAMES = {"kb", "techniques", "hardware", "benchmarks", "cli", "data"}
+
+
+def _python_files():
+    for folder in PACKAGE_DIRS + ("tests",):
+        yield from (ROOT / folder).rglob("*.py")
+
+
+def _imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module
+
+
+def test_sub_packages_are_imported_through_llmeff_only():
+    # A bare `import kb` would resolve from the repo root and define every table twice.
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in _python_files()
+        for name in _imports(path)
+        if name.split(".")[0] in BARE_NAMES
+    ]
+    assert offenders == []
+
+
+def test_only_the_cli_imports_typer_and_rich():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in ("llmeff", "kb", "techniques", "hardware", "benchmarks")
+        for path in (ROOT / folder).rglob("*.py")
+        for name in _imports(path)
+        if name.split(".")[0] in {"typer", "rich", "click"}
+    ]
+    assert offenders == []
+
+
+def test_listing_commands_do_not_load_heavy_libraries():
+    code = (
+        "import sys; import llmeff.cli.app, llmeff.kb.api;"
+        "print(sorted(m for m in ('pandas', 'matplotlib', 'sqlmodel', 'sqlalchemy', 'pydantic') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def _commands(group: click.Group, prefix: str = ""):
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_every_command_has_help_with_an_example():
+    from llmeff.cli.app import app
+
+    root = typer.main.get_command(app)
+    missing = [name for name, command in _commands(root) if "Example:" not in (command.help or "")]
+    assert missing == []
+    assert len(list(_commands(root))) >= 12
+
+
+def test_modules_stay_small():
+    too_long = [
+        f"{path.relative_to(ROOT)}: {len(path.read_text().splitlines())} lines"
+        for folder in PACKAGE_DIRS
+        for path in (ROOT / folder).rglob("*.py")
+        if len(path.read_text().splitlines()) > 500
+    ]
+    assert too_long == []
