@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 from llmeff import __version__
@@ -47,23 +46,20 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI: library errors print one line and exit 1; usage errors exit 2."""
+    """Run the CLI and return its exit code: library errors print one line and give 1, usage errors 2."""
     from llmeff.errors import LlmeffError
 
     try:
-        result = app(args=argv, prog_name="llmeff", standalone_mode=False)
+        # Standalone mode: Typer itself prints usage errors (exit 2) and --help, then raises SystemExit.
+        app(args=argv, prog_name="llmeff")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LlmeffError as exc:
         if os.environ.get("LLMEFF_DEBUG") == "1":
             raise
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("Aborted.", file=sys.stderr)
-        return 1
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def run() -> None:

@@ -78,7 +78,7 @@ def _check_techniques(shipped: ShippedData, installed: frozenset[str]) -> list[P
             for index, other in enumerate(getattr(technique, relation)):
                 if other == tid:
                     bad(f"{relation}.{index}", "a technique cannot relate to itself")
-                elif other not in shipped.techniques:
+                elif other not in shipped.techniques and other not in shipped.invalid_ids:
                     bad(f"{relation}.{index}", f"unknown technique '{other}'")
         for index, other in enumerate(technique.conflicts_with):
             peer = shipped.techniques.get(other)

@@ -66,6 +66,9 @@ class ShippedData:
     hardware: dict[str, schemas.HardwareFile] = field(default_factory=dict)
     models: dict[str, schemas.ModelFile] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # "technique:<id>" -> relative path
+    # Ids of files that are valid TOML but break their schema: they still exist for cross-references,
+    # so one bad file reports its own problem instead of a dangling reference in every file citing it.
+    invalid_ids: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
 
     def file_of(self, kind: str, record_id: str) -> str:
@@ -76,7 +79,8 @@ def _field_path(loc: tuple) -> str:
     return ".".join(str(part) for part in loc) or None  # type: ignore[return-value]
 
 
-def _parse(path: Path, schema: type[BaseModel], data_dir: Path) -> tuple[BaseModel | None, list[Problem]]:
+def _parse(path: Path, schema: type[BaseModel], data_dir: Path) -> tuple[BaseModel | dict | None, list[Problem]]:
+    """The validated record; or the raw TOML table with the problems; or None if not TOML at all."""
     rel = path.relative_to(data_dir.parent).as_posix()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -89,7 +93,7 @@ def _parse(path: Path, schema: type[BaseModel], data_dir: Path) -> tuple[BaseMod
         for err in exc.errors():
             message = err["msg"].removeprefix("Value error, ")
             problems.append(Problem(rel, _field_path(err["loc"]), message))
-        return None, problems
+        return raw, problems
 
 
 _KINDS: tuple[tuple[str, str, type[BaseModel]], ...] = (
@@ -112,14 +116,16 @@ def load_data(data_dir: Path | None = None) -> ShippedData:
             shipped.problems.append(Problem(f"{data_dir.name}/{name}", None, "file is missing"))
             continue
         record, problems = _parse(path, schema, data_dir)
-        setattr(shipped, attr, record)
+        setattr(shipped, attr, None if problems else record)
         shipped.problems.extend(problems)
     for kind, folder, schema in _KINDS:
         registry = getattr(shipped, folder)
         for path in sorted((data_dir / folder).glob("*.toml")):
             record, problems = _parse(path, schema, data_dir)
             shipped.problems.extend(problems)
-            if record is None:
+            if problems:
+                if isinstance(record, dict) and isinstance(record.get("id"), str):
+                    shipped.invalid_ids.add(record["id"])
                 continue
             rel = path.relative_to(data_dir.parent).as_posix()
             if record.id != path.stem:

@@ -213,7 +213,17 @@ class ModelFile(Strict):
     unverified: list[str] = []
     derived: list[str] = []
     notes: str | None = None
+    config_null_keys: list[str] = []
     config: dict[str, object]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _restore_config_nulls(cls, data: object) -> object:
+        # TOML has no null: these keys are null in the real config.json (where the transformers
+        # default is not), so put the nulls back before anything reads the config
+        if isinstance(data, dict) and isinstance(data.get("config_null_keys"), list) and isinstance(data.get("config"), dict):
+            data = {**data, "config": {**data["config"], **{str(k): None for k in data["config_null_keys"]}}}
+        return data
 
     @model_validator(mode="after")
     def _published_size_is_sourced(self) -> "ModelFile":

@@ -53,7 +53,7 @@ class DatabaseError(LlmeffError):
 
 
 def suggest(wanted: str, known: Iterable[str], aliases: Mapping[str, str] | None = None, limit: int = 3) -> list[str]:
-    """Close matches for a mistyped id, as ids: fuzzy matches first, then ids or aliases containing it.
+    """Close matches for a mistyped id, as ids: names that start with it, then contain it, then fuzzy.
 
     ``aliases`` maps other names (e.g. 'A100 80GB') to the id they stand for, so a near miss on
     an alias suggests the id.
@@ -63,9 +63,10 @@ def suggest(wanted: str, known: Iterable[str], aliases: Mapping[str, str] | None
         names.setdefault(alias.lower(), target)
     picks: list[str] = []
     needle = wanted.lower().strip()
-    close = difflib.get_close_matches(needle, list(names), n=limit * 3, cutoff=0.6)
+    starts = [name for name in names if needle and name.startswith(needle)]
     contained = [name for name in names if needle and needle in name]
-    for name in close + contained:
+    close = difflib.get_close_matches(needle, list(names), n=limit * 3, cutoff=0.6)
+    for name in starts + contained + close:
         target = names[name]
         if target not in picks:
             picks.append(target)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import typer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,9 +58,9 @@ def test_listing_commands_do_not_load_heavy_libraries():
     assert done.stdout.strip() == "[]"
 
 
-def _commands(group: click.Group, prefix: str = ""):
+def _commands(group, prefix: str = ""):
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):  # a command group
             yield from _commands(command, f"{prefix}{name} ")
         else:
             yield f"{prefix}{name}", command
@@ -73,7 +72,11 @@ def test_every_command_has_help_with_an_example():
     root = typer.main.get_command(app)
     missing = [name for name, command in _commands(root) if "Example:" not in (command.help or "")]
     assert missing == []
-    assert len(list(_commands(root))) >= 12
+    # The commands the knowledge-base issue names.
+    assert {name for name, _ in _commands(root)} >= {
+        "techniques tree", "techniques list", "techniques show", "techniques search",
+        "hardware list", "hardware show", "models list", "models show", "db init", "db status", "db check",
+    }
 
 
 def test_modules_stay_small():
