@@ -10,7 +10,7 @@ from llmeff.cli.options import JSON, db_path
 
 app = typer.Typer(help="Browse the hardware registry.", no_args_is_help=True)
 
-_SHOWN_DTYPES = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+_SHOWN_DTYPES = ("fp16", "bf16", "fp8", "int8", "int4")
 
 
 def _kb(ctx: typer.Context):
@@ -36,7 +36,7 @@ def list_(
         render.emit_json(specs)
         return
     render.table(
-        f"{len(specs)} devices (dense peaks; '-' = no published figure)",
+        f"{len(specs)} devices",
         ["id", "kind", "memory", "bandwidth", *_SHOWN_DTYPES],
         [
             (
@@ -44,11 +44,11 @@ def list_(
                 s.kind,
                 units.bytes_(s.memory_capacity_bytes),
                 units.bandwidth(s.memory_bandwidth_bytes_per_s),
-                *(units.si(s.peak_flops_dense[d], "") if d in s.peak_flops_dense else "-" for d in _SHOWN_DTYPES),
+                *(f"{s.peak_flops_dense[d] / 1e12:.4g}" if d in s.peak_flops_dense else "-" for d in _SHOWN_DTYPES),
             )
             for s in specs
         ],
-        caption="peaks in FLOP/s (OP/s for int); T = 1e12",
+        caption="Dense peaks in TFLOP/s (TOP/s for int); '-' = no published figure. All fields: llmeff hardware show ID",
     )
 
 

@@ -25,6 +25,15 @@ def _delta(computed: int, published_b: float | None) -> str | None:
     return f"{published_b:g}B ({(computed / (published_b * 1e9) - 1) * 100:+.1f}% computed vs published)"
 
 
+def _compact(value: object) -> object:
+    """Long per-layer index lists (MoE layers, sliding-window layers) as a count and a range."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_compact(v)}" for k, v in value.items() if v not in (None, (), [], {}))
+    if isinstance(value, list) and len(value) > 8:
+        return f"{len(value)} layers ({value[0]}..{value[-1]})"
+    return value
+
+
 @app.command("list")
 def list_(ctx: typer.Context, family: str = typer.Option(None, help="e.g. llama-2, qwen2.5, mixtral."), json: bool = JSON) -> None:
     """List model architectures with parameter counts computed from their configs.
@@ -47,7 +56,7 @@ def list_(ctx: typer.Context, family: str = typer.Option(None, help="e.g. llama-
                 units.params(m.params_active) if m.params_active != m.params_total else "",
                 c.num_layers,
                 c.hidden_size,
-                f"{c.num_attention_heads}/{c.num_kv_heads}",
+                f"{c.num_attention_heads}/{c.kv_heads}",
                 f"{m.published_params_b:g}B" if m.published_params_b else "-",
             )
         )
@@ -97,7 +106,7 @@ def show(
             ("aliases", ", ".join(record.aliases)),
             ("Hugging Face repo", record.hf_repo_id),
         ]
-    pairs += [(key, value) for key, value in sorted(arch.to_dict().items()) if value not in (None, (), [], {})]
+    pairs += [(key, _compact(value)) for key, value in sorted(arch.to_dict().items()) if value not in (None, (), [], {})]
     if record is not None:
         pairs += [("notes", record.notes), ("data file", record.source_file)]
     render.fields(title, pairs)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from llmeff.serialize import to_json
 
-console = Console()
+# Piped output (files, `| less`) gets a wide fixed width instead of Rich's 80 columns, so tables
+# keep one row per line; a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def emit_json(value: object) -> None:
@@ -17,10 +21,18 @@ def emit_json(value: object) -> None:
     print(to_json(value))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], *, caption: str | None = None) -> None:
-    out = Table(title=title, caption=caption, show_lines=False, header_style="bold")
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    caption: str | None = None,
+    wrap: Sequence[str] = (),
+) -> None:
+    """A table; only the columns named in ``wrap`` (free text) may wrap, ids and numbers never do."""
+    out = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, header_style="bold", caption_justify="left")
     for column in columns:
-        out.add_column(column, overflow="fold")
+        out.add_column(column, no_wrap=column not in wrap, overflow="fold")
     for row in rows:
         out.add_row(*("-" if cell is None else str(cell) for cell in row))
     console.print(out)

@@ -19,7 +19,7 @@ def _kb(ctx: typer.Context):
 
 def _plugin_cell(t) -> str:
     if t.plugin:
-        return f"{t.plugin}" + (" (planned)" if t.plugin_status == "planned" else "")
+        return f"{t.plugin}" + ("*" if t.plugin_status == "planned" else "")
     if t.captured_by:
         return f"({t.captured_by})"
     return "-"
@@ -88,11 +88,9 @@ def list_(
         return
     render.table(
         f"{len(rows)} techniques",
-        ["id", "name", "category", "modelable", "plugin", "requires", "papers", "results"],
-        [
-            (t.id, t.name, t.category_id, t.modelable, _plugin_cell(t), ", ".join(t.requires), t.paper_count, t.result_count)
-            for t in rows
-        ],
+        ["id", "modelable", "plugin", "requires", "papers/results"],
+        [(t.id, t.modelable, _plugin_cell(t), ", ".join(t.requires), f"{t.paper_count}/{t.result_count}") for t in rows],
+        caption="* planned plugin, not yet implemented; (architecture) / (hardware): captured by that record",
     )
 
 
@@ -172,6 +170,7 @@ def search(ctx: typer.Context, text: str = typer.Argument(..., help="Words to fi
         return
     render.table(
         f"{len(hits)} matches for '{text}'",
-        ["id", "name", "category", "matched in"],
-        [(h.technique.id, h.technique.name, h.technique.category_id, ", ".join(h.matched_in)) for h in hits],
+        ["id", "name", "matched in"],
+        [(h.technique.id, h.technique.name, ", ".join(h.matched_in)) for h in hits],
+        wrap=("name",),
     )

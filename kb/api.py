@@ -94,20 +94,25 @@ class KnowledgeBase:
         return queries.technique_detail(self._conn, technique_id, installed_plugins=installed_plugin_ids())
 
     def search(self, text: str) -> list[SearchHit]:
-        """Entries whose name, alias, mechanism or paper (title, author, arXiv id) match every word."""
-        words = [w for w in re.split(r"\s+", text.lower().strip()) if w]
+        """Entries whose name, alias, mechanism or paper (title, author, arXiv id) match every word.
+
+        Ranked by where each word matched (id, name and aliases above papers, papers above the
+        mechanism), with a bonus when the whole phrase appears in one field.
+        """
+        phrase = _normalise(text)
+        words = phrase.split()
         if not words:
             raise InvalidInputError("search text is empty")
-        weights = {"id": 8, "name": 8, "alias": 6, "paper": 3, "mechanism": 1}
         summaries = {t.id: t for t in queries.all_summaries(self._conn)}
         hits = []
         for tid, fields in queries.search_corpus(self._conn).items():
-            lowered = {name: " ".join(texts).lower() for name, texts in fields.items()}
-            if not all(any(w in text for text in lowered.values()) for w in words):
+            texts = {name: _normalise(" ".join(values)) for name, values in fields.items()}
+            best = [max((_FIELD_WEIGHTS[n] for n, t in texts.items() if word in t), default=0) for word in words]
+            if not all(best):
                 continue
-            matched = tuple(name for name in weights if any(w in lowered[name] for w in words))
-            score = sum(weights[name] for name in matched)
-            hits.append(SearchHit(technique=summaries[tid], matched_in=matched, score=score))
+            matched = tuple(n for n in _FIELD_WEIGHTS if any(word in texts[n] for word in words))
+            bonus = 10 if any(phrase in texts[n] for n in ("id", "name", "alias", "mechanism")) else 0
+            hits.append(SearchHit(technique=summaries[tid], matched_in=matched, score=sum(best) + bonus))
         return sorted(hits, key=lambda h: (-h.score, h.technique.id))
 
     def tree(self, which: str = "survey") -> list[TreeNode]:
@@ -180,6 +185,14 @@ class KnowledgeBase:
         for table, rowid, parent, _ in self._conn.execute("PRAGMA foreign_key_check"):
             problems.append(f"table {table} row {rowid} points at a missing {parent} row")
         return problems
+
+
+_FIELD_WEIGHTS = {"id": 8, "name": 8, "alias": 8, "paper": 3, "mechanism": 1}
+
+
+def _normalise(text: str) -> str:
+    """Lower case, with hyphens and underscores as spaces: 'KV-cache' matches 'kv cache'."""
+    return " ".join(re.sub(r"[-_/]", " ", text.lower()).split())
 
 
 def _category_ids(t: TechniqueSummary, cats) -> set[str]:
