@@ -7,7 +7,9 @@ from collections.abc import Iterable, Sequence
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from llmeff.serialize import to_json
 
@@ -30,21 +32,28 @@ def table(
     wrap: Sequence[str] = (),
 ) -> None:
     """A table; only the columns named in ``wrap`` (free text) may wrap, ids and numbers never do."""
-    out = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, header_style="bold", caption_justify="left")
+    out = Table(
+        title=escape(title) if title else None,
+        caption=escape(caption) if caption else None,
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        caption_justify="left",
+    )
     for column in columns:
         out.add_column(column, no_wrap=column not in wrap, overflow="fold")
     for row in rows:
-        out.add_row(*("-" if cell is None else str(cell) for cell in row))
+        # Text, not str: data such as "[full]" or "W[4]" must print as written, not as Rich markup.
+        out.add_row(*(Text("-" if cell is None else str(cell)) for cell in row))
     console.print(out)
 
 
 def fields(title: str, pairs: Iterable[tuple[str, object]]) -> None:
     """A two-column key/value table for one record."""
-    out = Table(title=title, show_header=False, title_justify="left", title_style="bold")
+    out = Table(title=escape(title), show_header=False, title_justify="left", title_style="bold")
     out.add_column("field", style="bold", no_wrap=True)
     out.add_column("value", overflow="fold")
     for key, value in pairs:
-        out.add_row(key, "-" if value is None or value == "" else str(value))
+        out.add_row(key, Text("-" if value is None or value == "" else str(value)))
     console.print(out)
 
 
@@ -52,6 +61,6 @@ def bullet_list(title: str, items: Iterable[str]) -> None:
     items = list(items)
     if not items:
         return
-    console.print(f"[bold]{title}[/bold]")
+    console.print(Text(title, style="bold"))
     for item in items:
-        console.print(f"  - {item}", highlight=False)
+        console.print(Text(f"  - {item}"), highlight=False)

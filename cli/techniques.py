@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from llmeff.cli import render
@@ -54,11 +55,12 @@ def _add(parent: Tree, node) -> None:
     c = node.category
     section = f"§{c.survey_section} " if c.survey_section else ""
     marks = " [dim](extension)[/dim]" if c.extension else ""
-    branch = parent.add(f"[bold cyan]{section}{c.name}[/bold cyan] [dim]{c.id} · {node.technique_count()}[/dim]{marks}")
+    label = f"[bold cyan]{escape(section + c.name)}[/bold cyan] [dim]{c.id} · {node.technique_count()}[/dim]{marks}"
+    branch = parent.add(label)
     for child in node.children:
         _add(branch, child)
     for t in node.techniques:
-        branch.add(f"{t.id} [dim]— {t.name} [{t.modelable}][/dim]", highlight=False)
+        branch.add(f"{t.id} [dim]— {escape(t.name)} \\[{t.modelable}][/dim]", highlight=False)
 
 
 @app.command("list")
@@ -136,13 +138,18 @@ def show(ctx: typer.Context, technique_id: str = typer.Argument(..., help="Id or
             "Papers",
             ["title", "first author", "year", "arXiv / venue"],
             [(p.title, p.first_author, p.year, p.arxiv or p.venue or p.url_hint) for p in d.papers],
+            wrap=("title", "arXiv / venue"),
         )
     render.bullet_list("References", d.references)
     if d.results:
         render.table(
             "Reported results",
-            ["metric", "value", "model", "hardware", "baseline", "source", "kind"],
-            [(r.metric, _value(r.value), r.model, r.hardware, r.baseline, r.source, r.source_kind) for r in d.results],
+            ["metric", "value", "claim", "model", "hardware", "baseline", "source"],
+            [
+                (r.metric, _value(r.value), r.claim, r.model, r.hardware, r.baseline, f"{r.source} ({r.source_kind})")
+                for r in d.results
+            ],
+            wrap=("claim", "model", "hardware", "baseline", "source"),
         )
     else:
         render.console.print("[dim]No quantitative result recorded yet.[/dim]")

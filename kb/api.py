@@ -159,7 +159,7 @@ class KnowledgeBase:
     # -- the database itself ------------------------------------------------------------------
 
     def status(self) -> DatabaseStatus:
-        from llmeff.kb.load import content_hash, default_data_dir
+        from llmeff.kb.datafiles import content_hash, default_data_dir
 
         state = db.read_state(self.path)
         wanted = content_hash(default_data_dir())

@@ -80,7 +80,7 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
 
 def ensure_database(path: Path, data_dir: Path | None = None) -> Path:
     """Build the database on first use, rebuild its shipped part when the shipped data changed."""
-    from llmeff.kb.load import content_hash, default_data_dir
+    from llmeff.kb.datafiles import content_hash, default_data_dir
 
     data_dir = data_dir or default_data_dir()
     state = read_state(path)
@@ -103,7 +103,8 @@ def build_database(path: Path, *, data_dir: Path | None = None) -> None:
     user imported survive and a failure leaves the old content.
     """
     from llmeff.kb.build import write_shipped
-    from llmeff.kb.load import content_hash, default_data_dir, load_valid_data
+    from llmeff.kb.datafiles import content_hash, default_data_dir
+    from llmeff.kb.load import load_valid_data
 
     data_dir = data_dir or default_data_dir()
     shipped = load_valid_data(data_dir)

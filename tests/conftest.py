@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmeff.kb.load import default_data_dir
+from llmeff.kb.datafiles import default_data_dir
 
 
 @pytest.fixture(scope="session")

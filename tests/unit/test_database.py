@@ -8,7 +8,7 @@ import pytest
 
 from llmeff import db
 from llmeff.errors import DatabaseError, DataError
-from llmeff.kb.load import content_hash
+from llmeff.kb.datafiles import content_hash
 
 
 def _meta(path):
@@ -19,7 +19,7 @@ def _meta(path):
 def test_build_records_schema_version_and_data_hash(kb_path):
     meta = _meta(kb_path)
     assert meta["schema_version"] == str(db.SCHEMA_VERSION)
-    from llmeff.kb.load import default_data_dir
+    from llmeff.kb.datafiles import default_data_dir
 
     assert meta["content_hash"] == content_hash(default_data_dir())
 
