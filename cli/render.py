@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -14,8 +15,8 @@ from rich.text import Text
 from llmeff.serialize import to_json
 
 # Piped output (files, `| less`) gets a wide fixed width instead of Rich's 80 columns, so tables
-# keep one row per line; a terminal keeps its own width.
-console = Console(width=None if sys.stdout.isatty() else 160)
+# keep one row per line; a terminal, or an explicit COLUMNS, keeps its own width.
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 
 
 def emit_json(value: object) -> None:

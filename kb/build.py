@@ -124,31 +124,17 @@ def _add_techniques(session: Session, shipped: ShippedData) -> None:
 
 def _add_hardware(session: Session, shipped: ShippedData) -> None:
     for hid, h in sorted(shipped.hardware.items()):
+        # Scalar fields share their names with the table; lists become JSON, links two column groups.
+        scalars = h.model_dump(exclude={"aliases", "peak_flops_dense", "interconnect", "host_link", "features",
+                                        "sources", "unverified"})
         session.add(
             tables.Hardware(
-                id=hid,
-                name=h.name,
-                vendor=h.vendor,
-                kind=h.kind,
-                memory_capacity_bytes=h.memory_capacity_bytes,
-                memory_type=h.memory_type,
-                memory_bandwidth_bytes_per_s=h.memory_bandwidth_bytes_per_s,
-                npu_peak_ops_per_s=h.npu_peak_ops_per_s,
-                vector_fp32_flops=h.vector_fp32_flops,
-                interconnect_kind=h.interconnect.kind if h.interconnect else None,
-                interconnect_bandwidth_bytes_per_s=h.interconnect.bandwidth_bytes_per_s if h.interconnect else None,
-                interconnect_note=h.interconnect.note if h.interconnect else None,
-                host_link_kind=h.host_link.kind if h.host_link else None,
-                host_link_bandwidth_bytes_per_s=h.host_link.bandwidth_bytes_per_s if h.host_link else None,
-                host_link_note=h.host_link.note if h.host_link else None,
-                on_chip_sram_bytes=h.on_chip_sram_bytes,
-                tdp_watts=h.tdp_watts,
-                release_year=h.release_year,
-                price_usd_per_hour=h.price_usd_per_hour,
+                **scalars,
+                **_link_columns("interconnect", h.interconnect),
+                **_link_columns("host_link", h.host_link),
                 features=_json(sorted(h.features)),
                 sources=_json(h.sources),
                 unverified=_json(h.unverified),
-                notes=h.notes,
                 source_file=shipped.file_of("hardware", hid),
             )
         )
@@ -158,6 +144,14 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
             key = alias.strip().lower()
             if key != hid:
                 session.add(tables.HardwareAlias(alias=key, hardware_id=hid, display=alias))
+
+
+def _link_columns(prefix: str, link: schemas.Link | None) -> dict[str, object]:
+    return {
+        f"{prefix}_kind": link.kind if link else None,
+        f"{prefix}_bandwidth_bytes_per_s": link.bandwidth_bytes_per_s if link else None,
+        f"{prefix}_note": link.note if link else None,
+    }
 
 
 def _add_models(session: Session, shipped: ShippedData) -> None:
