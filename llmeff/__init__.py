@@ -7,11 +7,19 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open_kb", "KnowledgeBase", "load_config_file", "count_parameters"]
+__all__ = [
+    "__version__",
+    "open_kb",
+    "KnowledgeBase",
+    "TechniqueFilter",
+    "Architecture",
+    "load_config_file",
+    "count_parameters",
+]
 
 
 def __getattr__(name: str):
-    if name in ("open_kb", "KnowledgeBase"):
+    if name in ("open_kb", "KnowledgeBase", "TechniqueFilter"):
         from llmeff.kb import api
 
         return getattr(api, name)

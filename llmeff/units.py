@@ -32,7 +32,7 @@ def bandwidth(value: float | None) -> str:
 
 
 def flops(value: float | None) -> str:
-    return "-" if value is None else si(value, "FLOP/s")
+    return "-" if value is None else si(value, "FLOP/s", digits=4)  # datasheets print 989.5, not 990
 
 
 def params(value: float | None) -> str:
