@@ -219,10 +219,11 @@ class ModelFile(Strict):
     @model_validator(mode="before")
     @classmethod
     def _restore_config_nulls(cls, data: object) -> object:
-        # TOML has no null: these keys are null in the real config.json (where the transformers
-        # default is not), so put the nulls back before anything reads the config
+        # TOML has no null: keys listed in config_null_keys are null in the real config.json
+        from llmeff.architectures import config_from_model_entry
+
         if isinstance(data, dict) and isinstance(data.get("config_null_keys"), list) and isinstance(data.get("config"), dict):
-            data = {**data, "config": {**data["config"], **{str(k): None for k in data["config_null_keys"]}}}
+            data = {**data, "config": config_from_model_entry(data)}
         return data
 
     @model_validator(mode="after")
