@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 from llmeff.db import resolve_id
-from llmeff.hardware.specs import HardwareSpec, Link
+from llmeff.hardware.specs import IDEAL, Efficiency, HardwareSpec, Link
 
 
 def resolve_hardware_id(conn: sqlite3.Connection, wanted: str) -> str:
@@ -28,6 +28,7 @@ def _spec(row: sqlite3.Row, peaks: dict[str, float], aliases: tuple[str, ...]) -
         memory_type=row["memory_type"],
         peak_flops_dense=peaks,
         npu_peak_ops_per_s=row["npu_peak_ops_per_s"],
+        npu_peak_dtype=row["npu_peak_dtype"],
         vector_fp32_flops=row["vector_fp32_flops"],
         interconnect=_link(row["interconnect_kind"], row["interconnect_bandwidth_bytes_per_s"], row["interconnect_note"]),
         host_link=_link(row["host_link_kind"], row["host_link_bandwidth_bytes_per_s"], row["host_link_note"]),
@@ -36,11 +37,23 @@ def _spec(row: sqlite3.Row, peaks: dict[str, float], aliases: tuple[str, ...]) -
         release_year=row["release_year"],
         price_usd_per_hour=row["price_usd_per_hour"],
         features=tuple(json.loads(row["features"])),
+        efficiency=_efficiency(row),
         aliases=aliases,
         sources=tuple(json.loads(row["sources"])),
         unverified=tuple(json.loads(row["unverified"])),
         notes=row["notes"],
         source_file=row["source_file"],
+    )
+
+
+def _efficiency(row: sqlite3.Row) -> Efficiency:
+    if row["efficiency_source"] is None:
+        return IDEAL
+    return Efficiency(
+        compute_fraction=row["efficiency_compute_fraction"],
+        bandwidth_fraction=row["efficiency_bandwidth_fraction"],
+        kernel_overhead_s=row["efficiency_kernel_overhead_s"],
+        source=row["efficiency_source"],
     )
 
 

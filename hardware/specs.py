@@ -4,11 +4,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmeff.errors import LlmeffError
+from llmeff.errors import InvalidInputError, LlmeffError
 
 
 class MissingPeakError(LlmeffError):
     """The device has no published peak for a precision; llmeff never substitutes another."""
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """How close a device gets to its datasheet: fractions of peak compute and bandwidth, launch cost.
+
+    Time per operator = max(FLOPs / (peak x compute_fraction), bytes / (bandwidth x bandwidth_fraction))
+    + kernel_overhead_s. The values come from published measurements (``source``) and are what the
+    benchmark registry calibrates.
+    """
+
+    compute_fraction: float = 1.0
+    bandwidth_fraction: float = 1.0
+    kernel_overhead_s: float = 0.0
+    source: str = "ideal roofline: no published efficiency measurement for this device"
+
+    def __post_init__(self) -> None:
+        for name in ("compute_fraction", "bandwidth_fraction"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise InvalidInputError(f"must be in (0, 1], got {value}", field=name)
+        if not self.kernel_overhead_s >= 0:
+            raise InvalidInputError(f"must not be negative, got {self.kernel_overhead_s}", field="kernel_overhead_s")
+
+
+IDEAL = Efficiency()
+
+
+@dataclass(frozen=True)
+class Processor:
+    """One processor of a device: a system-on-chip has several sharing one memory."""
+
+    name: str  # gpu, cpu, npu, tpu, accelerator
+    peaks: dict[str, float]
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +66,7 @@ class HardwareSpec:
     memory_type: str | None = None
     peak_flops_dense: dict[str, float] = field(default_factory=dict)
     npu_peak_ops_per_s: float | None = None
+    npu_peak_dtype: str | None = None  # the precision the NPU figure is stated for, when a source says
     vector_fp32_flops: float | None = None
     interconnect: Link | None = None
     host_link: Link | None = None
@@ -39,6 +75,7 @@ class HardwareSpec:
     release_year: int | None = None
     price_usd_per_hour: float | None = None
     features: tuple[str, ...] = ()
+    efficiency: Efficiency = IDEAL
     aliases: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
@@ -58,3 +95,43 @@ class HardwareSpec:
     def ridge_point(self, dtype: str) -> float:
         """Arithmetic intensity (FLOP/byte) where the roofline turns from memory- to compute-bound."""
         return self.peak(dtype) / self.memory_bandwidth_bytes_per_s
+
+    @property
+    def main_processor(self) -> str:
+        """The processor ``peak_flops_dense`` describes (the GPU of a system-on-chip)."""
+        return {"soc-gpu": "gpu", "npu": "gpu"}.get(self.kind, self.kind)
+
+    def processors(self) -> dict[str, Processor]:
+        """Each processor with its published peaks; they all share the device's memory bandwidth."""
+        found = {}
+        if self.peak_flops_dense or self.kind not in ("npu",):
+            found[self.main_processor] = Processor(self.main_processor, dict(self.peak_flops_dense))
+        if self.npu_peak_ops_per_s is not None:
+            peaks = {self.npu_peak_dtype: self.npu_peak_ops_per_s} if self.npu_peak_dtype else {}
+            note = "" if self.npu_peak_dtype else "no source read states the precision of the NPU figure"
+            found["npu"] = Processor("npu", peaks, note)
+        return found
+
+    def default_processor(self) -> str:
+        """The processor a user would pick: the main one if it has a published peak, else the NPU."""
+        procs = self.processors()
+        if procs.get(self.main_processor) and procs[self.main_processor].peaks:
+            return self.main_processor
+        return "npu" if "npu" in procs else self.main_processor
+
+    def processor_peak(self, processor: str, dtype: str) -> float:
+        """The dense peak of ``processor`` for ``dtype``; a missing one names what is missing."""
+        procs = self.processors()
+        if processor not in procs:
+            raise InvalidInputError(
+                f"hardware '{self.id}' has no processor '{processor}' (it has: {', '.join(procs) or 'none'})",
+                field="processor",
+            )
+        proc = procs[processor]
+        if dtype not in proc.peaks:
+            known = ", ".join(sorted(proc.peaks)) or "none"
+            why = f" ({proc.note})" if proc.note else ""
+            raise MissingPeakError(
+                f"hardware '{self.id}' {processor} has no published {dtype} peak (known: {known}){why}"
+            )
+        return proc.peaks[dtype]

@@ -126,12 +126,13 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
     for hid, h in sorted(shipped.hardware.items()):
         # Scalar fields share their names with the table; lists become JSON, links two column groups.
         scalars = h.model_dump(exclude={"aliases", "peak_flops_dense", "interconnect", "host_link", "features",
-                                        "sources", "unverified"})
+                                        "sources", "unverified", "efficiency"})
         session.add(
             tables.Hardware(
                 **scalars,
                 **_link_columns("interconnect", h.interconnect),
                 **_link_columns("host_link", h.host_link),
+                **_efficiency_columns(h, shipped),
                 features=_json(sorted(h.features)),
                 sources=_json(h.sources),
                 unverified=_json(h.unverified),
@@ -144,6 +145,25 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
             key = alias.strip().lower()
             if key != hid:
                 session.add(tables.HardwareAlias(alias=key, hardware_id=hid, display=alias))
+
+
+def _efficiency_columns(h: schemas.HardwareFile, shipped: ShippedData) -> dict[str, object]:
+    """The device's own measured efficiency, else the first matching class default, else none (ideal)."""
+    chosen: schemas.EfficiencyFile | None = h.efficiency
+    if chosen is None and shipped.efficiency is not None:
+        chosen = next(
+            (c for c in shipped.efficiency.classes if h.kind in c.kinds and (not c.vendors or h.vendor in c.vendors)),
+            None,
+        )
+    if chosen is None:
+        return {}
+    source = chosen.source if h.efficiency else f"class default '{chosen.id}': {chosen.source}"
+    return {
+        "efficiency_compute_fraction": chosen.compute_fraction,
+        "efficiency_bandwidth_fraction": chosen.bandwidth_fraction,
+        "efficiency_kernel_overhead_s": chosen.kernel_overhead_s,
+        "efficiency_source": source,
+    }
 
 
 def _link_columns(prefix: str, link: schemas.Link | None) -> dict[str, object]:

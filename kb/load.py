@@ -40,6 +40,7 @@ class ShippedData:
     data_dir: Path
     taxonomy: schemas.TaxonomyFile | None = None
     plugins: schemas.PluginCatalogFile | None = None
+    efficiency: schemas.EfficiencyDefaultsFile | None = None
     techniques: dict[str, schemas.TechniqueFile] = field(default_factory=dict)
     hardware: dict[str, schemas.HardwareFile] = field(default_factory=dict)
     models: dict[str, schemas.ModelFile] = field(default_factory=dict)
@@ -88,6 +89,7 @@ def load_data(data_dir: Path | None = None) -> ShippedData:
     for name, schema, attr in (
         ("taxonomy.toml", schemas.TaxonomyFile, "taxonomy"),
         ("plugins.toml", schemas.PluginCatalogFile, "plugins"),
+        ("efficiency.toml", schemas.EfficiencyDefaultsFile, "efficiency"),
     ):
         path = data_dir / name
         if not path.exists():

@@ -168,6 +168,25 @@ class Link(Strict):
     note: str | None = None
 
 
+class EfficiencyFile(Strict):
+    """Measured efficiency of a device (or a device class, in data/efficiency.toml), with its source."""
+
+    compute_fraction: float = Field(gt=0, le=1)
+    bandwidth_fraction: float = Field(gt=0, le=1)
+    kernel_overhead_s: float = Field(ge=0)
+    source: str = Field(min_length=10)
+
+
+class EfficiencyClass(EfficiencyFile):
+    id: str = Field(pattern=ID_PATTERN)
+    vendors: list[str] = []  # empty: any vendor
+    kinds: list[str] = Field(min_length=1)
+
+
+class EfficiencyDefaultsFile(Strict):
+    classes: list[EfficiencyClass]
+
+
 class HardwareFile(Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str
@@ -179,6 +198,7 @@ class HardwareFile(Strict):
     memory_bandwidth_bytes_per_s: float = Field(gt=0)
     peak_flops_dense: dict[Literal[DTYPES], float] = {}  # type: ignore[valid-type]
     npu_peak_ops_per_s: float | None = Field(default=None, gt=0)
+    npu_peak_dtype: Literal[DTYPES] | None = None  # type: ignore[valid-type]
     vector_fp32_flops: float | None = Field(default=None, gt=0)
     interconnect: Link | None = None
     host_link: Link | None = None
@@ -187,6 +207,7 @@ class HardwareFile(Strict):
     release_year: int | None = None
     price_usd_per_hour: float | None = Field(default=None, gt=0)
     features: list[Literal[CAPABILITIES]] = []  # type: ignore[valid-type]
+    efficiency: EfficiencyFile | None = None  # overrides the class default of data/efficiency.toml
     sources: list[str] = Field(min_length=1)
     unverified: list[str] = []
     notes: str | None = None

@@ -120,6 +120,7 @@ class Hardware(SQLModel, table=True):
     memory_type: str | None = None
     memory_bandwidth_bytes_per_s: float
     npu_peak_ops_per_s: float | None = None
+    npu_peak_dtype: str | None = None
     vector_fp32_flops: float | None = None
     interconnect_kind: str | None = None
     interconnect_bandwidth_bytes_per_s: float | None = None
@@ -132,6 +133,11 @@ class Hardware(SQLModel, table=True):
     release_year: int | None = None
     price_usd_per_hour: float | None = None
     features: str  # JSON list of capability tags stated by the sources
+    # the device's own [efficiency], else its class default (data/efficiency.toml), else ideal
+    efficiency_compute_fraction: float = 1.0
+    efficiency_bandwidth_fraction: float = 1.0
+    efficiency_kernel_overhead_s: float = 0.0
+    efficiency_source: str | None = None
     sources: str  # JSON list
     unverified: str  # JSON list
     notes: str | None = None

@@ -1,0 +1,113 @@
+"""``llmeff analyze``: the per-operator roofline of one model on one device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llmeff import units
+from llmeff.cli import render
+from llmeff.cli.options import JSON, db_path
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
+
+
+def _phase_table(title: str, phase) -> None:
+    render.table(
+        f"{title} ({phase.context})",
+        ["operator", "layers", "FLOPs", "weights", "activations", "KV", "FLOP/byte", "bound", "time"],
+        [
+            (
+                op.name,
+                op.layers,
+                units.si(op.flops, "", digits=4).strip(),
+                units.bytes_(op.weight_bytes),
+                units.bytes_(op.activation_bytes),
+                units.bytes_(op.kv_bytes),
+                f"{op.arithmetic_intensity:.1f}",
+                op.bound,
+                _ms(op.time_s),
+            )
+            for op in phase.operators
+        ],
+        caption=f"total {_ms(phase.time_s)} (pure roofline {_ms(phase.roofline_time_s)}); "
+        f"dominant: {', '.join(op.name for op in phase.dominant())}",
+    )
+
+
+def analyze(
+    ctx: typer.Context,
+    model: str = typer.Option(None, help="Model id or alias from 'llmeff models list'."),
+    config: Path = typer.Option(None, help="A Hugging Face config.json instead of --model."),
+    hardware: str = typer.Option(..., help="Hardware id or alias from 'llmeff hardware list'."),
+    processor: str = typer.Option(None, help="Processor of a system-on-chip (gpu, cpu, npu); default: stated."),
+    batch: int = typer.Option(1, help="Sequences processed together."),
+    prompt_tokens: int = typer.Option(512, help="Prompt length per sequence."),
+    output_tokens: int = typer.Option(128, help="Generated tokens per sequence."),
+    weight_dtype: str = typer.Option("fp16", help="Weight storage precision: fp32, fp16, bf16, fp8, int8, int4, fp4."),
+    activation_dtype: str = typer.Option("fp16", help="Compute precision; picks the hardware peak."),
+    kv_dtype: str = typer.Option(None, help="KV-cache precision (default: the activation precision)."),
+    decode_context: int = typer.Option(None, help="Also show one decode step at this context length."),
+    json: bool = JSON,
+) -> None:
+    """Roofline analysis per operator for prefill and decode, with TTFT, TPOT, throughput and memory.
+
+    Example: llmeff analyze --model llama-2-7b --hardware a100-sxm4-80gb --batch 8 --prompt-tokens 1024 --output-tokens 256
+    """
+    from llmeff.analysis import AnalysisRequest
+    from llmeff.analysis import analyze as run
+    from llmeff.workload.request import WorkloadRequest
+
+    result = run(
+        AnalysisRequest(
+            hardware=hardware,
+            model=model,
+            config=config,
+            processor=processor,
+            workload=WorkloadRequest(batch, prompt_tokens, output_tokens, weight_dtype, activation_dtype, kv_dtype),
+            decode_context=decode_context,
+            db=db_path(ctx),
+        )
+    )
+    if json:
+        render.emit_json(result.to_dict())
+        return
+    e = result.estimate
+    w = e.workload
+    processor_note = " (default)" if result.processor_is_default else ""
+    render.fields(
+        f"{result.model} on {result.hardware_name} [{e.hardware_id}]",
+        [
+            ("request", f"batch {w.batch}, prompt {w.prompt_tokens}, output {w.output_tokens} tokens; weights "
+                        f"{w.weight_dtype}, activations {w.activation_dtype}, KV {w.kv_dtype}"),
+            ("processor", f"{e.roof.processor}{processor_note}"),
+            ("roof", f"{units.flops(e.roof.peak_flops)} {e.dtype} peak, {units.bandwidth(e.roof.bandwidth_bytes_per_s)}; "
+                     f"ridge point {e.roof.ridge_point:.1f} FLOP/byte"),
+            ("efficiency", f"compute x{e.roof.efficiency.compute_fraction:g}, bandwidth "
+                           f"x{e.roof.efficiency.bandwidth_fraction:g}, +{e.roof.efficiency.kernel_overhead_s * 1e6:g} us "
+                           f"per kernel ({result.efficiency_source})"),
+        ],
+    )
+    _phase_table("Prefill", e.prefill)
+    _phase_table("Decode, per step", e.decode)
+    if result.decode_at_context is not None:
+        _phase_table("Decode step", result.decode_at_context)
+    m = e.memory
+    verdict = {None: "capacity unknown for this device", True: "fits", False: "DOES NOT FIT"}[m.fits]
+    render.fields(
+        "Totals",
+        [
+            ("time to first token", f"{_ms(e.ttft_s)} (pure roofline {_ms(e.roofline_ttft_s)})"),
+            ("time per output token", f"{_ms(e.tpot_s)} (pure roofline {_ms(e.roofline_tpot_s)})"),
+            ("end-to-end latency", _ms(e.e2e_latency_s)),
+            ("throughput", f"{e.output_tokens_per_s:,.1f} output tokens/s ({e.decode_tokens_per_s:,.1f} in decode)"),
+            ("memory", f"weights {units.bytes_(m.footprint.weight_bytes)} + KV cache "
+                       f"{units.bytes_(m.footprint.kv_cache_bytes)} + activations "
+                       f"{units.bytes_(m.footprint.activation_bytes)} = {units.bytes_(m.footprint.total_bytes)} of "
+                       f"{units.bytes_(m.capacity_bytes)}: {verdict}"),
+        ],
+    )
+    render.bullet_list("Assumptions", w.assumptions)

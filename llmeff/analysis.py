@@ -1,0 +1,121 @@
+"""``llmeff.analyze``: one model, one device, one request batch, through the roofline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmeff.errors import InvalidInputError
+from llmeff.roofline import Estimate, PhaseEstimate, decode_at, estimate
+from llmeff.serialize import to_jsonable
+from llmeff.workload.build import build_workload
+from llmeff.workload.request import WorkloadRequest
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What to analyze. Give ``model`` (a registry id or alias) or ``config`` (a config.json path)."""
+
+    hardware: str
+    model: str | None = None
+    config: str | os.PathLike[str] | None = None
+    processor: str | None = None  # default: the processor a user would pick (see HardwareSpec)
+    workload: WorkloadRequest = field(default_factory=WorkloadRequest)
+    decode_context: int | None = None  # also show one decode step at this context length
+    db: str | os.PathLike[str] | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    model: str
+    hardware_name: str
+    processor_is_default: bool
+    efficiency_source: str
+    estimate: Estimate
+    decode_at_context: PhaseEstimate | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form: every operator row plus the totals (sorted keys via llmeff.serialize)."""
+        e = self.estimate
+        w = e.workload
+
+        def phase(p: PhaseEstimate) -> dict:
+            return {
+                "context": p.context,
+                "flops": p.flops,
+                "bytes": p.bytes,
+                "time_s": p.time_s,
+                "roofline_time_s": p.roofline_time_s,
+                "operators": [{**to_jsonable(op), "bytes": op.bytes} for op in p.operators],
+                "dominant": [op.name for op in p.dominant()],
+            }
+
+        memory = e.memory.footprint
+        return {
+            "model": self.model,
+            "hardware": e.hardware_id,
+            "processor": e.roof.processor,
+            "processor_is_default": self.processor_is_default,
+            "request": {
+                "batch": w.batch, "prompt_tokens": w.prompt_tokens, "output_tokens": w.output_tokens,
+                "weight_dtype": w.weight_dtype, "activation_dtype": w.activation_dtype, "kv_dtype": w.kv_dtype,
+            },
+            "roof": {
+                "compute_dtype": e.dtype,
+                "peak_flops": e.roof.peak_flops,
+                "bandwidth_bytes_per_s": e.roof.bandwidth_bytes_per_s,
+                "ridge_point_flop_per_byte": e.roof.ridge_point,
+                "efficiency": to_jsonable(e.roof.efficiency),
+            },
+            "prefill": phase(e.prefill),
+            "decode": phase(e.decode),
+            "decode_at_context": phase(self.decode_at_context) if self.decode_at_context else None,
+            "totals": {
+                "ttft_s": e.ttft_s,
+                "tpot_s": e.tpot_s,
+                "e2e_latency_s": e.e2e_latency_s,
+                "output_tokens_per_s": e.output_tokens_per_s,
+                "roofline_ttft_s": e.roofline_ttft_s,
+                "roofline_tpot_s": e.roofline_tpot_s,
+            },
+            "memory": {
+                "weight_bytes": memory.weight_bytes,
+                "kv_cache_bytes": memory.kv_cache_bytes,
+                "activation_bytes": memory.activation_bytes,
+                "total_bytes": memory.total_bytes,
+                "capacity_bytes": e.memory.capacity_bytes,
+                "fits": e.memory.fits,
+                "kv_bytes_per_token": w.kv_bytes_per_token,
+            },
+            "assumptions": list(w.assumptions),
+        }
+
+
+def analyze(request: AnalysisRequest) -> Analysis:
+    """Build the workload of the model and run it through the device's roofline."""
+    from llmeff.architectures import load_config_file
+    from llmeff.kb.api import open_kb
+
+    if (request.model is None) == (request.config is None):
+        raise InvalidInputError("give a model id or a config.json path (one of the two)", field="model")
+    with open_kb(request.db) as kb:
+        spec = kb.hardware(request.hardware)
+        if request.model is not None:
+            record = kb.model(request.model)
+            arch, label = record.architecture(), record.id
+        else:
+            arch, label = load_config_file(request.config), Path(request.config).as_posix()
+    workload = build_workload(arch, request.workload, model=label)
+    result = estimate(workload, spec, processor=request.processor)
+    at_context = None
+    if request.decode_context is not None:
+        at_context = decode_at(workload, spec, request.decode_context, processor=request.processor)
+    return Analysis(
+        model=label,
+        hardware_name=spec.name,
+        processor_is_default=request.processor is None,
+        efficiency_source=result.roof.efficiency.source,
+        estimate=result,
+        decode_at_context=at_context,
+    )
