@@ -1,0 +1,97 @@
+"""``llmeff analyze`` as a user meets it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmeff.cli.app import main
+
+
+@pytest.fixture()
+def analyze(kb_path, capsys):
+    def run(*args: str):
+        code = main(["--db", str(kb_path), "analyze", *args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_issue_example_runs_and_reports_totals(analyze):
+    code, out, err = analyze("--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--batch", "8",
+                             "--prompt-tokens", "1024", "--output-tokens", "256")
+    assert code == 0, err
+    for text in ("time to first token", "time per output token", "ridge point 153.0 FLOP/byte", "q_proj",
+                 "gate_proj", "qk_matmul", "fits"):
+        assert text in out
+
+
+def test_json_matches_hand_figures(analyze):
+    code, out, _ = analyze("--model", "Llama 2 7B", "--hardware", "A100 80GB", "--json", "--batch", "1",
+                           "--prompt-tokens", "16", "--output-tokens", "2")
+    assert code == 0
+    result = json.loads(out)
+    assert result["roof"]["ridge_point_flop_per_byte"] == pytest.approx(312e12 / 2039e9)
+    assert result["memory"]["kv_bytes_per_token"] == 2 * 32 * 4096 * 2
+    # batch-1 decode reads ~13.2 GB of weights at 2,039 GB/s (A100 80GB datasheet): about 6.5 ms
+    assert result["totals"]["roofline_tpot_s"] == pytest.approx(13.2e9 / 2039e9, rel=0.02)
+    assert result["processor"] == "gpu" and result["processor_is_default"] is True
+
+
+def test_does_not_fit_is_a_verdict(analyze):
+    code, out, _ = analyze("--model", "llama-2-70b", "--hardware", "a100-sxm4-80gb", "--prompt-tokens", "128")
+    assert code == 0
+    assert "DOES NOT FIT" in out  # 69B parameters x 2 bytes = 138 GB > 80 GB
+
+
+def test_config_file_works_like_a_registry_model(analyze, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32,
+        "num_hidden_layers": 32, "num_key_value_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096,
+    }))
+    _, from_registry, _ = analyze("--model", "llama-2-7b", "--hardware", "h100-sxm-80gb", "--json")
+    code, from_config, _ = analyze("--config", str(config), "--hardware", "h100-sxm-80gb", "--json")
+    assert code == 0
+    assert json.loads(from_config)["totals"] == json.loads(from_registry)["totals"]
+
+
+def test_phone_npu_is_the_default_processor_and_needs_int8(analyze):
+    code, _, err = analyze("--model", "qwen1.5-1.8b", "--hardware", "snapdragon-8-gen-3")
+    assert code == 1
+    assert err.startswith("Error: hardware 'snapdragon-8-gen-3' npu has no published fp16 peak (known: int8)")
+    code, out, _ = analyze("--model", "qwen1.5-1.8b", "--hardware", "snapdragon-8-gen-3", "--activation-dtype",
+                           "int8", "--weight-dtype", "int8", "--prompt-tokens", "1024", "--json")
+    assert code == 0
+    assert json.loads(out)["roof"]["peak_flops"] == 73e12  # llm.npu Table 2
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--batch", "0"],
+         "Error: field 'batch': must be a positive whole number, got 0"),
+        (["--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--prompt-tokens", "5000"],
+         "Error: field 'prompt_tokens': prompt (5000) + output (128) tokens exceed the model's context of 4096 tokens"),
+        (["--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--weight-dtype", "int3"],
+         "Error: field 'weight_dtype': unknown precision 'int3'"),
+        (["--model", "llama-2-7b", "--hardware", "h100-sxm-80gb", "--activation-dtype", "int4"],
+         "Error: hardware 'h100-sxm-80gb' gpu has no published int4 peak"),
+        (["--model", "lama-2-7b", "--hardware", "a100-sxm4-80gb"], "Error: unknown model 'lama-2-7b'. Did you mean:"),
+        (["--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--processor", "npu"],
+         "Error: field 'processor': hardware 'a100-sxm4-80gb' has no processor 'npu' (it has: gpu)"),
+        (["--hardware", "a100-sxm4-80gb"], "Error: field 'model': give a model id or a config.json path"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1(analyze, args, first_line):
+    code, out, err = analyze(*args)
+    assert code == 1 and out == ""
+    assert err.startswith(first_line)
+    assert err.count("\n") == 1
+
+
+def test_non_numeric_option_is_a_usage_error(analyze):
+    code, _, err = analyze("--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--batch", "eight")
+    assert code == 2 and "Invalid value" in err
