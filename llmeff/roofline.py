@@ -152,8 +152,6 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
     decode = _phase_average(workload.decode, roof, first, last) if steps else _phase_at(
         workload.decode, roof, context=first, label=f"context {first} (no decode step: one output token)")
     decode_total = decode.time_s * steps
-    pure = Roof(roof.peak_flops, roof.bandwidth_bytes_per_s, IDEAL, roof.processor)
-    pure_decode = _phase_average(workload.decode, pure, first, last).time_s if steps else 0.0
     return Estimate(
         workload=workload,
         hardware_id=spec.id,
@@ -165,7 +163,7 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
         tpot_s=decode.time_s if steps else 0.0,
         e2e_latency_s=prefill.time_s + decode_total,
         roofline_ttft_s=prefill.roofline_time_s,
-        roofline_tpot_s=pure_decode,
+        roofline_tpot_s=decode.roofline_time_s if steps else 0.0,
         memory=MemoryVerdict(workload.memory, spec.memory_capacity_bytes),
     )
 

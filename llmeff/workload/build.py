@@ -16,6 +16,8 @@ rewrite them later):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from llmeff.architectures import Architecture
 from llmeff.param_count import count_parameters
 from llmeff.precision import BYTES_PER_ELEMENT
@@ -34,20 +36,21 @@ def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str =
     """Operators of prefill and of one decode step, and the memory footprint, for ``request``."""
     request = request.validated(max_context=arch.max_position_embeddings)
     sizes = _Sizes(arch, request)
+    groups = _layer_groups(arch)
     assumptions = [
         "attention unfused: the score matrix goes through device memory (fused attention is a plugin)",
         "prefill computes logits for the last position of each sequence only",
     ]
     if arch.is_moe:
         assumptions.append("MoE routing uniform across experts: expected distinct experts per step read from memory")
-    prefill = Phase("prefill", _operators(arch, sizes, tokens=request.batch * request.prompt_tokens,
+    prefill = Phase("prefill", _operators(arch, sizes, groups, tokens=request.batch * request.prompt_tokens,
                                           prefill=True), request.batch * request.prompt_tokens)
-    decode = Phase("decode", _operators(arch, sizes, tokens=request.batch, prefill=False), request.batch)
+    decode = Phase("decode", _operators(arch, sizes, groups, tokens=request.batch, prefill=False), request.batch)
     kv_per_token = _kv_bytes_per_token(arch, sizes)
     total_tokens = request.prompt_tokens + request.output_tokens
     memory = MemoryFootprint(
-        weight_bytes=count_parameters(arch).total * sizes.weight,
-        kv_cache_bytes=request.batch * _kv_bytes_per_sequence(arch, sizes, total_tokens),
+        weight_bytes=_parameter_total(arch) * sizes.weight,
+        kv_cache_bytes=request.batch * _kv_bytes_per_sequence(arch, sizes, groups, total_tokens),
         activation_bytes=max(op.activation_bytes.at(request.prompt_tokens, op.context_cap) for op in prefill.operators),
     )
     return Workload(
@@ -99,12 +102,17 @@ def _elementwise(name: str, kind: str, elements: float, flops_per_element: float
     )
 
 
-def _operators(arch: Architecture, s: _Sizes, *, tokens: int, prefill: bool) -> tuple[Operator, ...]:
+@lru_cache(maxsize=64)
+def _parameter_total(arch: Architecture) -> int:
+    return count_parameters(arch).total  # the planner asks for the same model thousands of times
+
+
+def _operators(arch: Architecture, s: _Sizes, groups: list[dict], *, tokens: int, prefill: bool) -> tuple[Operator, ...]:
     h = arch.hidden_size
     ops: list[Operator] = [
         Operator("embedding", "memory", 1, ZERO, tokens * h * s.weight, Linear(tokens * h * s.act), ZERO, s.dtype)
     ]
-    for group in _layer_groups(arch):
+    for group in groups:
         ops += _layer_operators(arch, s, tokens=tokens, prefill=prefill, **group)
     logits_tokens = s.batch  # prefill: last position only; decode: one token per sequence
     norm = arch.norm if arch.norm in NORM_FLOPS else "rmsnorm"
@@ -284,13 +292,13 @@ def _kv_bytes_per_token(arch: Architecture, s: _Sizes) -> float:
     return len(arch.attention_layer_indices) * arch.kv_cache_elements_per_token_per_layer * s.kv
 
 
-def _kv_bytes_per_sequence(arch: Architecture, s: _Sizes, tokens: int) -> float:
+def _kv_bytes_per_sequence(arch: Architecture, s: _Sizes, groups: list[dict], tokens: int) -> float:
     """KV cache (or SSM state) of one sequence of ``tokens``; windowed layers keep only the window."""
     if arch.ssm:
         return arch.num_layers * (arch.ssm_state_elements_per_layer * 4.0)
     per_layer = arch.kv_cache_elements_per_token_per_layer * s.kv
     total = 0.0
-    for group in _layer_groups(arch):
+    for group in groups:
         kept = min(tokens, group["cap"]) if group["cap"] else tokens
         total += group["layers"] * kept * per_layer
     return total
