@@ -15,6 +15,12 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
+def _short(source: str) -> str:
+    """The efficiency source's first clause; 'llmeff hardware show' prints it whole."""
+    head = source.split(":")[0] if source.startswith("class default") else source
+    return head if len(head) <= 90 else head[:89] + "…"
+
+
 def _phase_table(title: str, phase) -> None:
     render.table(
         f"{title} ({phase.context})",
@@ -88,7 +94,7 @@ def analyze(
                      f"ridge point {e.roof.ridge_point:.1f} FLOP/byte"),
             ("efficiency", f"compute x{e.roof.efficiency.compute_fraction:g}, bandwidth "
                            f"x{e.roof.efficiency.bandwidth_fraction:g}, +{e.roof.efficiency.kernel_overhead_s * 1e6:g} us "
-                           f"per kernel ({result.efficiency_source})"),
+                           f"per kernel ({_short(result.efficiency_source)})"),
         ],
     )
     _phase_table("Prefill", e.prefill)

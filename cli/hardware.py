@@ -86,6 +86,11 @@ def show(ctx: typer.Context, hardware_id: str = typer.Argument(..., help="Id or 
             ("TDP", f"{spec.tdp_watts:g} W" if spec.tdp_watts else None),
             ("released", spec.release_year),
             ("capabilities", ", ".join(sorted(capabilities(spec)))),
+            ("processors", ", ".join(f"{name}{' (default)' if name == spec.default_processor() else ''}"
+                                     for name in spec.processors())),
+            ("efficiency", f"compute x{spec.efficiency.compute_fraction:g}, bandwidth "
+                           f"x{spec.efficiency.bandwidth_fraction:g}, +{spec.efficiency.kernel_overhead_s * 1e6:g} us "
+                           f"per kernel: {spec.efficiency.source}"),
             ("notes", spec.notes),
             ("data file", spec.source_file),
         ],

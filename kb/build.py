@@ -151,10 +151,7 @@ def _efficiency_columns(h: schemas.HardwareFile, shipped: ShippedData) -> dict[s
     """The device's own measured efficiency, else the first matching class default, else none (ideal)."""
     chosen: schemas.EfficiencyFile | None = h.efficiency
     if chosen is None and shipped.efficiency is not None:
-        chosen = next(
-            (c for c in shipped.efficiency.classes if h.kind in c.kinds and (not c.vendors or h.vendor in c.vendors)),
-            None,
-        )
+        chosen = next((c for c in shipped.efficiency.classes if h.id in c.devices), None)
     if chosen is None:
         return {}
     source = chosen.source if h.efficiency else f"class default '{chosen.id}': {chosen.source}"

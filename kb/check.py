@@ -20,6 +20,22 @@ def cross_check(shipped: ShippedData, *, installed_plugins: Iterable[str] | None
     problems += _check_aliases(shipped)
     problems += _check_papers(shipped)
     problems += _check_models(shipped)
+    problems += _check_efficiency_classes(shipped)
+    return problems
+
+
+def _check_efficiency_classes(shipped: ShippedData) -> list[Problem]:
+    """Every device of a class exists, and no device is in two classes."""
+    if shipped.efficiency is None:
+        return []
+    problems, owner = [], {}
+    for index, cls in enumerate(shipped.efficiency.classes):
+        for position, device in enumerate(cls.devices):
+            field = f"classes.{index}.devices.{position}"
+            if device not in shipped.hardware and device not in shipped.invalid_ids:
+                problems.append(Problem("data/efficiency.toml", field, f"unknown hardware '{device}'"))
+            elif owner.setdefault(device, cls.id) != cls.id:
+                problems.append(Problem("data/efficiency.toml", field, f"'{device}' is already in class '{owner[device]}'"))
     return problems
 
 

@@ -179,8 +179,7 @@ class EfficiencyFile(Strict):
 
 class EfficiencyClass(EfficiencyFile):
     id: str = Field(pattern=ID_PATTERN)
-    vendors: list[str] = []  # empty: any vendor
-    kinds: list[str] = Field(min_length=1)
+    devices: list[str] = Field(min_length=1)  # hardware ids that take this default
 
 
 class EfficiencyDefaultsFile(Strict):

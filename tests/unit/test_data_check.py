@@ -60,3 +60,23 @@ def test_file_name_must_match_id(data_copy):
     (data_copy / "techniques" / "cuda-graphs.toml").rename(data_copy / "techniques" / "cuda-graph.toml")
     problems = _problems(data_copy)
     assert problems[0] == "data/techniques/cuda-graph.toml: field 'id': 'cuda-graphs' must equal the file name 'cuda-graph'"
+
+
+def test_efficiency_class_with_unknown_device_is_named(data_copy):
+    path = data_copy / "efficiency.toml"
+    path.write_text(path.read_text().replace('devices = ["mi250x-128gb"', 'devices = ["mi250-128gb"'))
+    assert _problems(data_copy) == ["data/efficiency.toml: field 'classes.2.devices.0': unknown hardware 'mi250-128gb'"]
+
+
+def test_a_device_efficiency_overrides_its_class(data_copy, tmp_path):
+    from llmeff import db
+    from llmeff.kb.api import KnowledgeBase
+
+    path = data_copy / "hardware" / "t4-16gb.toml"
+    path.write_text(path.read_text() + '\n[efficiency]\ncompute_fraction = 0.5\nbandwidth_fraction = 0.7\n'
+                    'kernel_overhead_s = 3e-6\nsource = "a measurement of this very device"\n')
+    target = tmp_path / "kb.db"
+    db.ensure_database(target, data_copy)
+    with KnowledgeBase(db.connect_read_only(target), target) as kb:
+        t4 = kb.hardware("t4-16gb")
+    assert (t4.efficiency.compute_fraction, t4.efficiency.source) == (0.5, "a measurement of this very device")

@@ -59,3 +59,23 @@ def test_registry_has_every_kind_the_brief_names(kb):
     assert {"gpu", "cpu", "soc-gpu", "npu", "tpu"} <= kinds
     assert len(kb.hardware_list()) == 51
     assert {s.vendor for s in kb.hardware_list(vendor="apple")} == {"apple"}
+
+
+def test_efficiency_comes_from_the_class_default_with_its_source(kb):
+    a100 = kb.hardware("a100-sxm4-80gb")
+    # data/efficiency.toml, class nvidia-datacenter-hbm: stas00 MAMF table, BabelStream, gpu-benches
+    assert (a100.efficiency.compute_fraction, a100.efficiency.bandwidth_fraction) == (0.80, 0.85)
+    assert a100.efficiency.kernel_overhead_s == 2.5e-6
+    assert a100.efficiency.source.startswith("class default 'nvidia-datacenter-hbm'")
+    phone = kb.hardware("snapdragon-8-gen-3")
+    assert phone.efficiency.compute_fraction == 1.0 and phone.efficiency.source.startswith("ideal roofline")
+
+
+def test_processors_of_a_system_on_chip(kb):
+    phone = kb.hardware("snapdragon-8-gen-3")
+    assert phone.default_processor() == "npu"  # no GPU peak is published; the NPU's INT8 rate is
+    assert phone.processor_peak("npu", "int8") == 73e12  # llm.npu (arXiv 2407.05858) Table 2
+    m2 = kb.hardware("apple-m2-ultra")
+    assert m2.default_processor() == "gpu"
+    with pytest.raises(MissingPeakError, match="no source read states the precision of the NPU figure"):
+        m2.processor_peak("npu", "fp16")
