@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from llmeff.errors import InvalidInputError
 from llmeff.hardware.specs import IDEAL, Efficiency, HardwareSpec
-from llmeff.workload.operators import MemoryFootprint, Operator, Phase, Workload
+from llmeff.workload.operators import MemoryFootprint, OperatorTable, Phase, Workload
 
 
 @dataclass(frozen=True)
@@ -61,27 +63,54 @@ class OperatorEstimate:
         return self.weight_bytes + self.activation_bytes + self.kv_bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PhaseEstimate:
+    """Per-operator results of one phase as columns (all layers of each row), with typed row views."""
+
     name: str
-    context: str  # e.g. "prompt 1024" or "average over contexts 1025..1280"
-    operators: tuple[OperatorEstimate, ...]
+    context: str  # e.g. "prompt of 1024 tokens" or "average over contexts 1025..1280"
+    table: OperatorTable
+    ridge_point: float
+    flops_column: np.ndarray
+    weight_bytes_column: np.ndarray
+    activation_bytes_column: np.ndarray
+    kv_bytes_column: np.ndarray
+    roofline_time_column: np.ndarray
+    time_column: np.ndarray
 
     @property
     def flops(self) -> float:
-        return sum(op.flops for op in self.operators)
+        return float(self.flops_column.sum())
 
     @property
     def bytes(self) -> float:
-        return sum(op.bytes for op in self.operators)
+        return float((self.weight_bytes_column + self.activation_bytes_column + self.kv_bytes_column).sum())
 
     @property
     def time_s(self) -> float:
-        return sum(op.time_s for op in self.operators)
+        return float(self.time_column.sum())
 
     @property
     def roofline_time_s(self) -> float:
-        return sum(op.roofline_time_s for op in self.operators)
+        return float(self.roofline_time_column.sum())
+
+    @property
+    def operators(self) -> tuple[OperatorEstimate, ...]:
+        moved = self.weight_bytes_column + self.activation_bytes_column + self.kv_bytes_column
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intensity = np.where(moved > 0, self.flops_column / np.where(moved > 0, moved, 1.0), np.inf)
+        t = self.table
+        return tuple(
+            OperatorEstimate(
+                name=t.names[i], kind=t.kinds[i], layers=int(t.layers[i]), flops=float(self.flops_column[i]),
+                weight_bytes=float(self.weight_bytes_column[i]),
+                activation_bytes=float(self.activation_bytes_column[i]), kv_bytes=float(self.kv_bytes_column[i]),
+                arithmetic_intensity=float(intensity[i]),
+                bound="compute" if intensity[i] >= self.ridge_point else "memory",
+                roofline_time_s=float(self.roofline_time_column[i]), time_s=float(self.time_column[i]),
+            )
+            for i in range(len(t))
+        )
 
     def dominant(self, count: int = 3) -> tuple[OperatorEstimate, ...]:
         return tuple(sorted(self.operators, key=lambda op: -op.time_s)[:count])
@@ -177,82 +206,87 @@ def decode_at(workload: Workload, spec: HardwareSpec, context: int, *, processor
     return _phase_at(workload.decode, roof, context=context, label=f"context {context}")
 
 
-def _operator_estimate(op: Operator, roof: Roof, flops: float, weight: float, act: float, kv: float,
-                       time_s: float, roofline_s: float) -> OperatorEstimate:
-    moved = weight + act + kv
-    intensity = flops / moved if moved else math.inf
-    return OperatorEstimate(
-        name=op.name, kind=op.kind, layers=op.layers, flops=flops, weight_bytes=weight, activation_bytes=act,
-        kv_bytes=kv, arithmetic_intensity=intensity,
-        bound="compute" if intensity >= roof.ridge_point else "memory",
-        roofline_time_s=roofline_s, time_s=time_s,
-    )
-
-
 def _phase_at(phase: Phase, roof: Roof, *, context: int, label: str) -> PhaseEstimate:
-    estimates = []
-    for op in phase.operators:
-        flops = op.flops_at(context) * op.layers
-        weight = op.weight_bytes * op.layers
-        act = op.activation_bytes.at(context, op.context_cap) * op.layers
-        kv = op.kv_bytes.at(context, op.context_cap) * op.layers
-        moved = weight + act + kv
-        pure = max(flops / roof.peak_flops, moved / roof.bandwidth_bytes_per_s)
-        real = max(flops / roof.effective_flops, moved / roof.effective_bandwidth)
-        real += op.layers * roof.efficiency.kernel_overhead_s
-        estimates.append(_operator_estimate(op, roof, flops, weight, act, kv, real, pure))
-    return PhaseEstimate(phase.name, label, tuple(estimates))
+    t = phase.table
+    x = np.minimum(float(context), t.context_cap)
+    flops = (t.flops_base + t.flops_per_context * x) * t.layers
+    weight = t.weight_bytes * t.layers
+    act = (t.activation_bytes_base + t.activation_bytes_per_context * x) * t.layers
+    kv = (t.kv_bytes_base + t.kv_bytes_per_context * x) * t.layers
+    moved = weight + act + kv
+    pure = np.maximum(flops / roof.peak_flops, moved / roof.bandwidth_bytes_per_s)
+    real = np.maximum(flops / roof.effective_flops, moved / roof.effective_bandwidth)
+    real = real + t.layers * roof.efficiency.kernel_overhead_s
+    return PhaseEstimate(phase.name, label, t, roof.ridge_point, flops, weight, act, kv, pure, real)
 
 
 def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEstimate:
-    """Every operator averaged over the decode steps with contexts ``first..last`` (closed form)."""
-    steps = last - first + 1
-    estimates = []
-    for op in phase.operators:
-        mean = lambda term: _sum_linear(term.base, term.per_context, first, last, op.context_cap) / steps  # noqa: E731
-        flops = mean(op.flops) * op.layers
-        act = mean(op.activation_bytes) * op.layers
-        kv = mean(op.kv_bytes) * op.layers
-        weight = op.weight_bytes * op.layers
-        moved_base = op.weight_bytes + op.activation_bytes.base + op.kv_bytes.base
-        moved_slope = op.activation_bytes.per_context + op.kv_bytes.per_context
+    """Every operator averaged over the decode steps with contexts ``first..last`` (closed form).
 
-        def total_time(flops_rate: float, byte_rate: float) -> float:
-            return _sum_max(op.flops.base / flops_rate, op.flops.per_context / flops_rate,
-                            moved_base / byte_rate, moved_slope / byte_rate, first, last, op.context_cap)
-
-        pure = total_time(roof.peak_flops, roof.bandwidth_bytes_per_s) * op.layers / steps
-        real = total_time(roof.effective_flops, roof.effective_bandwidth) * op.layers / steps
-        real += op.layers * roof.efficiency.kernel_overhead_s
-        estimates.append(_operator_estimate(op, roof, flops, weight, act, kv, real, pure))
-    return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", tuple(estimates))
-
-
-def _sum_linear(base: float, slope: float, first: int, last: int, cap: float | None = None) -> float:
-    """Sum of ``base + slope * min(c, cap)`` for integer c in first..last."""
-    if cap is not None and last > cap:
-        below = _sum_linear(base, slope, first, min(last, int(cap)), None) if first <= cap else 0.0
-        flat_from = max(first, int(cap) + 1)
-        return below + (last - flat_from + 1) * (base + slope * cap)
-    count = last - first + 1
-    return count * base + slope * (first + last) * count / 2.0
+    The terms are stacked so that numpy walks them together: FLOPs, activation and KV bytes in one
+    sum, the pure and the efficiency-adjusted roofline in one maximum.
+    """
+    t = phase.table
+    per_step = t.layers / (last - first + 1)
+    segments = _segments(first, last, t.context_cap)
+    means = _sum_linear(
+        np.stack([t.flops_base, t.activation_bytes_base, t.kv_bytes_base]),
+        np.stack([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context]),
+        segments, t.context_cap,
+    ) * per_step
+    flops_rate = np.array([[roof.peak_flops], [roof.effective_flops]])
+    byte_rate = np.array([[roof.bandwidth_bytes_per_s], [roof.effective_bandwidth]])
+    moved_base = t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base
+    moved_slope = t.activation_bytes_per_context + t.kv_bytes_per_context
+    pure, real = _sum_max(t.flops_base / flops_rate, t.flops_per_context / flops_rate,
+                          moved_base / byte_rate, moved_slope / byte_rate, segments, t.context_cap) * per_step
+    real = real + t.layers * roof.efficiency.kernel_overhead_s
+    return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", t, roof.ridge_point,
+                         means[0], t.weight_bytes * t.layers, means[1], means[2], pure, real)
 
 
-def _sum_max(a0: float, a1: float, b0: float, b1: float, first: int, last: int, cap: float | None) -> float:
-    """Sum over integer c in first..last of max(a0 + a1 x, b0 + b1 x), x = min(c, cap): exact."""
-    if first > last:
-        return 0.0
-    if cap is not None and last > cap:
-        below = _sum_max(a0, a1, b0, b1, first, min(last, int(cap)), None) if first <= cap else 0.0
-        flat_from = max(first, int(cap) + 1)
-        return below + (last - flat_from + 1) * max(a0 + a1 * cap, b0 + b1 * cap)
-    if a1 == b1:
-        return _sum_linear(max(a0, b0), a1, first, last)
-    crossing = (b0 - a0) / (a1 - b1)  # where the two lines meet
-    split = math.floor(crossing)
-    if split < first or split >= last:  # one line wins over the whole range
-        mid = (first + last) / 2.0
-        if a0 + a1 * mid >= b0 + b1 * mid:
-            return _sum_linear(a0, a1, first, last)
-        return _sum_linear(b0, b1, first, last)
-    return _sum_max(a0, a1, b0, b1, first, split, None) + _sum_max(a0, a1, b0, b1, split + 1, last, None)
+def _count(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return np.maximum(hi - lo + 1.0, 0.0)
+
+
+def _sum_line(g0: np.ndarray, g1: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sum of g0 + g1 c over integer c in lo..hi (zero where the range is empty)."""
+    n = _count(lo, hi)
+    return n * g0 + g1 * (lo + hi) * n / 2.0
+
+
+def _segments(first: int, last: int, cap: np.ndarray):
+    """Split first..last at the cap: a growing part (c <= cap) and a flat part (c > cap, x = cap)."""
+    rising_hi = np.minimum(float(last), np.floor(cap))
+    flat_lo = np.maximum(float(first), np.floor(cap) + 1.0)
+    return float(first), rising_hi, flat_lo, float(last)
+
+
+def _sum_linear(base: np.ndarray, slope: np.ndarray, segments, cap: np.ndarray) -> np.ndarray:
+    """Sum of ``base + slope * min(c, cap)`` over the integer contexts of ``segments``, per row."""
+    lo, rising_hi, flat_lo, hi = segments
+    flat_value = base + slope * np.where(np.isfinite(cap), cap, 0.0)
+    return _sum_line(base, slope, lo, rising_hi) + _count(flat_lo, hi) * flat_value
+
+
+def _sum_max(a0, a1, b0, b1, segments, cap: np.ndarray) -> np.ndarray:
+    """Per row, the exact sum over the contexts c of ``segments`` of max(a0 + a1 x, b0 + b1 x), x = min(c, cap).
+
+    Two lines cross at most once, so the rising part splits at the crossing into two ranges on
+    each of which one line wins; past the cap the value is constant.
+    """
+    lo, rising_hi, flat_lo, hi = segments
+    finite_cap = np.where(np.isfinite(cap), cap, 0.0)
+    flat = _count(flat_lo, hi) * np.maximum(a0 + a1 * finite_cap, b0 + b1 * finite_cap)
+    slope_gap = a1 - b1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = np.where(slope_gap != 0, (b0 - a0) / np.where(slope_gap != 0, slope_gap, 1.0), -np.inf)
+    split = np.clip(np.floor(crossing), lo - 1.0, rising_hi)
+    return _sum_winner(a0, a1, b0, b1, lo, split) + _sum_winner(a0, a1, b0, b1, split + 1.0, rising_hi) + flat
+
+
+def _sum_winner(a0, a1, b0, b1, lo, hi) -> np.ndarray:
+    """Sum over lo..hi of whichever line is higher there (one line wins on the whole range)."""
+    mid = (lo + hi) / 2.0
+    a_wins = a0 + a1 * mid >= b0 + b1 * mid
+    return np.where(a_wins, _sum_line(a0, a1, lo, hi), _sum_line(b0, b1, lo, hi))

@@ -1,69 +1,128 @@
-"""The typed operator rows of a workload.
+"""The operator table of a workload: one row per kernel, one column per cost term.
 
 Decode cost depends on the context length ``c`` (the number of keys the new token attends to),
-and every term is linear in it: an operator stores ``value = base + per_context * min(c, cap)``.
-That lets a whole generation be summed in closed form (see ``llmeff.roofline``) instead of step
-by step. Prefill rows are evaluated at one fixed prompt length, so their ``per_context`` is 0.
+and every term is linear in it: a term is stored as ``base + per_context * min(c, cap)``. That lets
+a whole generation be summed in closed form (see ``llmeff.roofline``) instead of step by step.
+Prefill rows are evaluated at one fixed prompt length, so their ``per_context`` columns are 0.
+
+Column-oriented, because the planner evaluates many candidates and every technique plugin is a
+rewrite of whole columns (``weight_bytes`` scaled for the GEMM rows, say): numpy does that for all
+rows at once, and ``OperatorTable.row`` gives a typed view of one row when a person wants it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
+import numpy as np
 
-@dataclass(frozen=True)
-class Linear:
-    """``base + per_context * min(c, cap)``: a cost term that grows with the context length."""
-
-    base: float = 0.0
-    per_context: float = 0.0
-
-    def at(self, context: float, cap: float | None = None) -> float:
-        effective = context if cap is None else min(context, cap)
-        return self.base + self.per_context * effective
-
-    def scaled(self, factor: float) -> "Linear":
-        return Linear(self.base * factor, self.per_context * factor)
-
-    def __add__(self, other: "Linear") -> "Linear":
-        return Linear(self.base + other.base, self.per_context + other.per_context)
-
-
-ZERO = Linear()
+# Columns of numbers, per row (per kernel, for the whole batch, per layer that runs it).
+NUMERIC_COLUMNS = (
+    "layers",  # how many layers run this kernel per forward pass (1 for embedding / LM head)
+    "flops_base",
+    "flops_per_context",
+    "weight_bytes",
+    "activation_bytes_base",
+    "activation_bytes_per_context",
+    "kv_bytes_base",
+    "kv_bytes_per_context",
+    "context_cap",  # inf, or the window / chunk where a layer's context stops growing
+)
 
 
 @dataclass(frozen=True)
 class Operator:
-    """One kernel of one layer (``layers`` of them run per forward pass).
-
-    ``flops`` and the three byte terms are per execution of the kernel for the whole batch.
-    ``dtype`` is the precision the arithmetic runs in (it picks the hardware peak); weight-only
-    quantization changes ``weight_bytes`` and leaves ``dtype`` alone.
-    """
+    """A typed view of one row (what a person, a test or a plugin author reads)."""
 
     name: str
-    kind: str  # "gemm", "attention", "elementwise", "norm", "memory"
-    layers: int  # how many layers run this kernel per forward pass (1 for embedding / LM head)
-    flops: Linear
+    kind: str  # gemm, attention, elementwise, norm, memory
+    dtype: str  # the precision the arithmetic runs in: it picks the hardware peak
+    resource: str  # the processor it runs on; plugins may move work elsewhere
+    layers: int
+    flops_base: float
+    flops_per_context: float
     weight_bytes: float
-    activation_bytes: Linear
-    kv_bytes: Linear
-    dtype: str
-    context_cap: float | None = None  # sliding-window layers stop growing at the window
-    resource: str = "compute"  # the processor it runs on; plugins may move work elsewhere
+    activation_bytes_base: float
+    activation_bytes_per_context: float
+    kv_bytes_base: float
+    kv_bytes_per_context: float
+    context_cap: float
 
-    def bytes_at(self, context: float) -> float:
-        return (
-            self.weight_bytes
-            + self.activation_bytes.at(context, self.context_cap)
-            + self.kv_bytes.at(context, self.context_cap)
-        )
+    def _at(self, base: float, slope: float, context: float) -> float:
+        return base + slope * min(context, self.context_cap)
 
     def flops_at(self, context: float) -> float:
-        return self.flops.at(context, self.context_cap)
+        return self._at(self.flops_base, self.flops_per_context, context)
 
-    def with_layers(self, layers: int) -> "Operator":
-        return replace(self, layers=layers)
+    def activation_bytes_at(self, context: float) -> float:
+        return self._at(self.activation_bytes_base, self.activation_bytes_per_context, context)
+
+    def kv_bytes_at(self, context: float) -> float:
+        return self._at(self.kv_bytes_base, self.kv_bytes_per_context, context)
+
+    def bytes_at(self, context: float) -> float:
+        return self.weight_bytes + self.activation_bytes_at(context) + self.kv_bytes_at(context)
+
+
+@dataclass(frozen=True, eq=False)
+class OperatorTable:
+    """Rows of kernels; text columns are tuples, numeric columns float arrays of the same length."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    resources: tuple[str, ...]
+    layers: np.ndarray
+    flops_base: np.ndarray
+    flops_per_context: np.ndarray
+    weight_bytes: np.ndarray
+    activation_bytes_base: np.ndarray
+    activation_bytes_per_context: np.ndarray
+    kv_bytes_base: np.ndarray
+    kv_bytes_per_context: np.ndarray
+    context_cap: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def replace(self, **columns: object) -> "OperatorTable":
+        """A new table with some columns replaced (the table itself is never modified)."""
+        return replace(self, **columns)
+
+    def row(self, index: int) -> Operator:
+        values = {f.name: getattr(self, f.name)[index] for f in fields(self)}
+        return Operator(
+            name=values.pop("names"), kind=values.pop("kinds"), dtype=values.pop("dtypes"),
+            resource=values.pop("resources"), layers=int(values.pop("layers")),
+            **{k: float(v) for k, v in values.items()},
+        )
+
+    def rows(self) -> tuple[Operator, ...]:
+        return tuple(self.row(i) for i in range(len(self)))
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+class TableBuilder:
+    """Collects rows as plain tuples, then makes the columns once."""
+
+    def __init__(self) -> None:
+        self._text: list[tuple[str, str, str, str]] = []
+        self._numbers: list[tuple[float, ...]] = []
+
+    def add(self, name: str, kind: str, dtype: str, *, layers: int, flops: tuple[float, float] = (0.0, 0.0),
+            weight_bytes: float = 0.0, activation_bytes: tuple[float, float] = (0.0, 0.0),
+            kv_bytes: tuple[float, float] = (0.0, 0.0), context_cap: float | None = None,
+            resource: str = "compute") -> None:
+        self._text.append((name, kind, dtype, resource))
+        self._numbers.append((layers, *flops, weight_bytes, *activation_bytes, *kv_bytes,
+                              np.inf if context_cap is None else context_cap))
+
+    def build(self) -> OperatorTable:
+        names, kinds, dtypes, resources = (tuple(column) for column in zip(*self._text))
+        matrix = np.array(self._numbers, dtype=float)
+        return OperatorTable(names, kinds, dtypes, resources, *(matrix[:, i].copy() for i in range(matrix.shape[1])))
 
 
 @dataclass(frozen=True)
@@ -71,8 +130,12 @@ class Phase:
     """The operators of one forward pass of a phase, for the whole batch."""
 
     name: str  # "prefill" or "decode"
-    operators: tuple[Operator, ...]
+    table: OperatorTable
     tokens: int  # tokens processed per forward pass (batch x prompt for prefill, batch for decode)
+
+    @property
+    def operators(self) -> tuple[Operator, ...]:
+        return self.table.rows()
 
 
 @dataclass(frozen=True)
@@ -81,7 +144,7 @@ class MemoryFootprint:
 
     weight_bytes: float
     kv_cache_bytes: float  # at the end of the generation (prompt + output tokens)
-    activation_bytes: float  # peak transient activations of one layer during prefill
+    activation_bytes: float  # the largest transient activations of one prefill kernel
 
     @property
     def total_bytes(self) -> float:

@@ -105,7 +105,7 @@ def test_sliding_window_caps_decode_attention_and_the_cache(models):
     gemma2 = models["gemma-2-9b"]  # every other layer has a 4096-token window
     w = build_workload(gemma2, WorkloadRequest(batch=1, prompt_tokens=6000, output_tokens=100))
     windowed = [op for op in w.decode.operators if op.name == "qk_matmul" and op.context_cap == 4096]
-    assert windowed and windowed[0].kv_bytes.at(8000, 4096) == windowed[0].kv_bytes.at(4096, 4096)
+    assert windowed and windowed[0].kv_bytes_at(8000) == windowed[0].kv_bytes_at(4096)
     per_token_layer = 2 * 8 * 256 * 2  # K and V, 8 KV heads of 256, fp16
     assert w.memory.kv_cache_bytes == 21 * 6100 * per_token_layer + 21 * 4096 * per_token_layer
 
@@ -158,7 +158,7 @@ def test_linear_layer_flops_scale_with_batch(models, batch, prompt, factor):
     large = build_workload(arch, WorkloadRequest(batch=batch * factor, prompt_tokens=prompt, output_tokens=1))
     for a, b in zip(small.prefill.operators, large.prefill.operators):
         if a.kind == "gemm":
-            assert b.flops.base == pytest.approx(factor * a.flops.base)
+            assert b.flops_base == pytest.approx(factor * a.flops_base)
             assert b.weight_bytes == a.weight_bytes  # weights are read once whatever the batch
 
 
