@@ -12,7 +12,10 @@ from llmeff.cli.options import JSON, db_path
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
+    """A duration in the unit that keeps it short: us below a millisecond, s from a second."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
 def _short(source: str) -> str:
@@ -23,23 +26,25 @@ def _short(source: str) -> str:
 
 def _phase_table(title: str, phase) -> None:
     render.table(
-        f"{title} ({phase.context})",
-        ["operator", "layers", "FLOPs", "weights", "activations", "KV", "FLOP/byte", "bound", "time"],
+        f"{title} ({phase.context}): per layer; xL layers make the total",
+        ["operator", "FLOPs", "weights", "act.", "KV", "FLOP/B", "bound", "time", "xL", "total"],
         [
             (
                 op.name,
-                op.layers,
-                units.si(op.flops, "", digits=4).strip(),
-                units.bytes_(op.weight_bytes),
-                units.bytes_(op.activation_bytes),
-                units.bytes_(op.kv_bytes),
+                units.si(op.flops / op.layers, "", digits=4).strip(),
+                units.bytes_(op.weight_bytes / op.layers),
+                units.bytes_(op.activation_bytes / op.layers),
+                units.bytes_(op.kv_bytes / op.layers),
                 f"{op.arithmetic_intensity:.1f}",
-                op.bound,
+                op.bound[:3],
+                _ms(op.time_s / op.layers),
+                op.layers,
                 _ms(op.time_s),
             )
             for op in phase.operators
         ],
-        caption=f"total {_ms(phase.time_s)} (pure roofline {_ms(phase.roofline_time_s)}); "
+        caption="act. = activations; bound: com(pute) or mem(ory). "
+        f"Phase total {_ms(phase.time_s)} (pure roofline {_ms(phase.roofline_time_s)}); "
         f"dominant: {', '.join(op.name for op in phase.dominant())}",
     )
 

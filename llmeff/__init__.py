@@ -15,6 +15,9 @@ __all__ = [
     "Architecture",
     "load_config_file",
     "count_parameters",
+    "analyze",
+    "AnalysisRequest",
+    "WorkloadRequest",
 ]
 
 
@@ -27,4 +30,12 @@ def __getattr__(name: str):
         from llmeff import architectures
 
         return getattr(architectures, name)
+    if name in ("analyze", "AnalysisRequest"):
+        from llmeff import analysis
+
+        return getattr(analysis, name)
+    if name == "WorkloadRequest":
+        from llmeff.workload.request import WorkloadRequest
+
+        return WorkloadRequest
     raise AttributeError(f"module 'llmeff' has no attribute {name!r}")

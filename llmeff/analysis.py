@@ -47,7 +47,12 @@ class Analysis:
                 "bytes": p.bytes,
                 "time_s": p.time_s,
                 "roofline_time_s": p.roofline_time_s,
-                "operators": [{**to_jsonable(op), "bytes": op.bytes} for op in p.operators],
+                # each operator's figures cover all the layers that run it; *_per_layer divide by them
+                "operators": [
+                    {**to_jsonable(op), "bytes": op.bytes, "flops_per_layer": op.flops / op.layers,
+                     "bytes_per_layer": op.bytes / op.layers, "time_per_layer_s": op.time_s / op.layers}
+                    for op in p.operators
+                ],
                 "dominant": [op.name for op in p.dominant()],
             }
 
