@@ -224,69 +224,52 @@ def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEsti
     """Every operator averaged over the decode steps with contexts ``first..last`` (closed form).
 
     The terms are stacked so that numpy walks them together: FLOPs, activation and KV bytes in one
-    sum, the pure and the efficiency-adjusted roofline in one maximum.
+    product, the pure and the efficiency-adjusted roofline in one sum of maxima.
     """
     t = phase.table
-    per_step = t.layers / (last - first + 1)
-    segments = _segments(first, last, t.context_cap)
-    means = _sum_linear(
-        np.stack([t.flops_base, t.activation_bytes_base, t.kv_bytes_base]),
-        np.stack([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context]),
-        segments, t.context_cap,
-    ) * per_step
+    steps = last - first + 1
+    per_step = t.layers / steps
+    capped = bool(np.isfinite(t.context_cap).any())
+    # the rising part of the range (c <= cap) and, for capped rows, the flat rest (x = cap)
+    rising_hi = np.minimum(float(last), np.floor(t.context_cap)) if capped else np.full(len(t), float(last))
+    flat_count = np.maximum(last - np.maximum(float(first), rising_hi + 1.0) + 1.0, 0.0) if capped else None
+    rising_count = np.maximum(rising_hi - first + 1.0, 0.0)
+    # mean of x = min(c, cap) over the steps, per row
+    x_sum = rising_count * (first + rising_hi) / 2.0
+    if capped:
+        x_sum = x_sum + flat_count * np.where(flat_count > 0, t.context_cap, 0.0)
+    mean_x = x_sum / steps
+    bases = np.stack([t.flops_base, t.activation_bytes_base, t.kv_bytes_base])
+    slopes = np.stack([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context])
+    means = (bases + slopes * mean_x) * t.layers
     flops_rate = np.array([[roof.peak_flops], [roof.effective_flops]])
     byte_rate = np.array([[roof.bandwidth_bytes_per_s], [roof.effective_bandwidth]])
-    moved_base = t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base
-    moved_slope = t.activation_bytes_per_context + t.kv_bytes_per_context
-    pure, real = _sum_max(t.flops_base / flops_rate, t.flops_per_context / flops_rate,
-                          moved_base / byte_rate, moved_slope / byte_rate, segments, t.context_cap) * per_step
+    a0, a1 = t.flops_base / flops_rate, t.flops_per_context / flops_rate
+    b0 = (t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base) / byte_rate
+    b1 = (t.activation_bytes_per_context + t.kv_bytes_per_context) / byte_rate
+    totals = _sum_of_max(a0, a1, b0, b1, float(first), rising_hi)
+    if capped:
+        at_cap = np.where(flat_count > 0, t.context_cap, 0.0)
+        totals = totals + flat_count * np.maximum(a0 + a1 * at_cap, b0 + b1 * at_cap)
+    pure, real = totals * per_step
     real = real + t.layers * roof.efficiency.kernel_overhead_s
     return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", t, roof.ridge_point,
                          means[0], t.weight_bytes * t.layers, means[1], means[2], pure, real)
 
 
-def _count(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return np.maximum(hi - lo + 1.0, 0.0)
+def _sum_of_max(a0, a1, b0, b1, lo: float, hi: np.ndarray) -> np.ndarray:
+    """Exact sum over integer c in lo..hi of max(a0 + a1 c, b0 + b1 c), elementwise.
 
-
-def _sum_line(g0: np.ndarray, g1: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Sum of g0 + g1 c over integer c in lo..hi (zero where the range is empty)."""
-    n = _count(lo, hi)
-    return n * g0 + g1 * (lo + hi) * n / 2.0
-
-
-def _segments(first: int, last: int, cap: np.ndarray):
-    """Split first..last at the cap: a growing part (c <= cap) and a flat part (c > cap, x = cap)."""
-    rising_hi = np.minimum(float(last), np.floor(cap))
-    flat_lo = np.maximum(float(first), np.floor(cap) + 1.0)
-    return float(first), rising_hi, flat_lo, float(last)
-
-
-def _sum_linear(base: np.ndarray, slope: np.ndarray, segments, cap: np.ndarray) -> np.ndarray:
-    """Sum of ``base + slope * min(c, cap)`` over the integer contexts of ``segments``, per row."""
-    lo, rising_hi, flat_lo, hi = segments
-    flat_value = base + slope * np.where(np.isfinite(cap), cap, 0.0)
-    return _sum_line(base, slope, lo, rising_hi) + _count(flat_lo, hi) * flat_value
-
-
-def _sum_max(a0, a1, b0, b1, segments, cap: np.ndarray) -> np.ndarray:
-    """Per row, the exact sum over the contexts c of ``segments`` of max(a0 + a1 x, b0 + b1 x), x = min(c, cap).
-
-    Two lines cross at most once, so the rising part splits at the crossing into two ranges on
-    each of which one line wins; past the cap the value is constant.
+    Two lines cross at most once: split the range there, and on each part one line wins, so
+    each part is an arithmetic series. Both parts are evaluated in one stacked pass.
     """
-    lo, rising_hi, flat_lo, hi = segments
-    finite_cap = np.where(np.isfinite(cap), cap, 0.0)
-    flat = _count(flat_lo, hi) * np.maximum(a0 + a1 * finite_cap, b0 + b1 * finite_cap)
-    slope_gap = a1 - b1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        crossing = np.where(slope_gap != 0, (b0 - a0) / np.where(slope_gap != 0, slope_gap, 1.0), -np.inf)
-    split = np.clip(np.floor(crossing), lo - 1.0, rising_hi)
-    return _sum_winner(a0, a1, b0, b1, lo, split) + _sum_winner(a0, a1, b0, b1, split + 1.0, rising_hi) + flat
-
-
-def _sum_winner(a0, a1, b0, b1, lo, hi) -> np.ndarray:
-    """Sum over lo..hi of whichever line is higher there (one line wins on the whole range)."""
-    mid = (lo + hi) / 2.0
+    gap = a1 - b1
+    crossing = np.divide(b0 - a0, gap, out=np.full(np.broadcast(a0, gap).shape, -np.inf), where=gap != 0)
+    split = np.clip(np.floor(crossing), lo - 1.0, hi)
+    part_lo = np.stack([np.full_like(split, lo), split + 1.0])
+    part_hi = np.stack([split, np.broadcast_to(hi, split.shape)])
+    mid = (part_lo + part_hi) / 2.0
     a_wins = a0 + a1 * mid >= b0 + b1 * mid
-    return np.where(a_wins, _sum_line(a0, a1, lo, hi), _sum_line(b0, b1, lo, hi))
+    g0, g1 = np.where(a_wins, a0, b0), np.where(a_wins, a1, b1)
+    n = np.maximum(part_hi - part_lo + 1.0, 0.0)
+    return (n * g0 + g1 * (part_lo + part_hi) * n / 2.0).sum(axis=0)

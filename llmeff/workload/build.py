@@ -22,6 +22,7 @@ from llmeff.architectures import Architecture
 from llmeff.param_count import count_parameters
 from llmeff.precision import BYTES_PER_ELEMENT
 from llmeff.workload.operators import MemoryFootprint, Phase, TableBuilder, Workload
+from llmeff.workload.poly import Poly
 from llmeff.workload.request import WorkloadRequest
 
 # Elementwise work per element, counted from the arithmetic each kernel does.
@@ -36,39 +37,58 @@ NORM_WEIGHT_BYTES = 2  # norm scales stay in 16-bit even when the GEMM weights a
 def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str = "model") -> Workload:
     """Operators of prefill and of one decode step, and the memory footprint, for ``request``."""
     request = request.validated(max_context=arch.max_position_embeddings)
-    sizes = _Sizes(request)
-    groups = _layer_groups(arch)
+    kv_dtype = request.kv_dtype or request.activation_dtype
+    prefill_template, decode_template = _templates(arch, request.weight_dtype, request.activation_dtype, kv_dtype)
+    batch, prompt = request.batch, request.prompt_tokens
+    prefill_table = prefill_template.evaluate({"B": batch, "S": prompt, "T": _touched_experts(arch, batch * prompt)})
+    decode_table = decode_template.evaluate({"B": batch, "S": prompt, "T": _touched_experts(arch, batch)})
+    weight, kv = BYTES_PER_ELEMENT[request.weight_dtype], BYTES_PER_ELEMENT[kv_dtype]
+    memory = MemoryFootprint(
+        weight_bytes=_parameter_total(arch) * weight,
+        kv_cache_bytes=batch * _kv_bytes_per_sequence(arch, kv, prompt + request.output_tokens),
+        activation_bytes=float((prefill_table.activation_bytes_base
+                                + prefill_table.activation_bytes_per_context * prompt).max()),
+    )
     assumptions = [
         "attention unfused: the score matrix goes through device memory (fused attention is a plugin)",
         "prefill computes logits for the last position of each sequence only",
     ]
     if arch.is_moe:
         assumptions.append("MoE routing uniform across experts: expected distinct experts per step read from memory")
-    prompt_tokens = request.batch * request.prompt_tokens
-    prefill = Phase("prefill", _table(arch, sizes, groups, tokens=prompt_tokens, prefill=True), prompt_tokens)
-    decode = Phase("decode", _table(arch, sizes, groups, tokens=request.batch, prefill=False), request.batch)
-    total_tokens = request.prompt_tokens + request.output_tokens
-    t = prefill.table
-    prefill_activations = t.activation_bytes_base + t.activation_bytes_per_context * request.prompt_tokens
-    memory = MemoryFootprint(
-        weight_bytes=_parameter_total(arch) * sizes.weight,
-        kv_cache_bytes=request.batch * _kv_bytes_per_sequence(arch, sizes, groups, total_tokens),
-        activation_bytes=float(prefill_activations.max()),
-    )
     return Workload(
         model=model,
-        batch=request.batch,
-        prompt_tokens=request.prompt_tokens,
+        batch=batch,
+        prompt_tokens=prompt,
         output_tokens=request.output_tokens,
         weight_dtype=request.weight_dtype,
         activation_dtype=request.activation_dtype,
-        kv_dtype=request.kv_dtype or request.activation_dtype,
-        prefill=prefill,
-        decode=decode,
+        kv_dtype=kv_dtype,
+        prefill=Phase("prefill", prefill_table, batch * prompt),
+        decode=Phase("decode", decode_table, batch),
         memory=memory,
-        kv_bytes_per_token=len(arch.attention_layer_indices) * arch.kv_cache_elements_per_token_per_layer * sizes.kv,
+        kv_bytes_per_token=len(arch.attention_layer_indices) * arch.kv_cache_elements_per_token_per_layer * kv,
         assumptions=tuple(assumptions),
     )
+
+
+@lru_cache(maxsize=256)
+def _templates(arch: Architecture, weight_dtype: str, activation_dtype: str, kv_dtype: str):
+    """The prefill and decode tables of ``arch`` with batch B and prompt length S as variables.
+
+    Built once per architecture and precisions: a request only substitutes its numbers.
+    """
+    s = _Sizes(weight_dtype, activation_dtype, kv_dtype)
+    groups = _layer_groups(arch)
+    return (_table(arch, s, groups, tokens=s.batch * s.prompt, prefill=True).template(),
+            _table(arch, s, groups, tokens=s.batch, prefill=False).template())
+
+
+def _touched_experts(arch: Architecture, tokens: int) -> float:
+    """Expected distinct experts that ``tokens`` token-choices reach (uniform routing); 0 without MoE."""
+    if not arch.moe:
+        return 0.0
+    experts, k = arch.moe.num_experts, arch.moe.experts_per_token
+    return experts * (1.0 - (1.0 - k / experts) ** tokens)
 
 
 @lru_cache(maxsize=64)
@@ -77,15 +97,16 @@ def _parameter_total(arch: Architecture) -> int:
 
 
 class _Sizes:
-    """Bytes per element of each kind of tensor, and the request's shape."""
+    """Bytes per element of each kind of tensor; batch, prompt and touched experts as variables."""
 
-    def __init__(self, request: WorkloadRequest):
-        self.weight = BYTES_PER_ELEMENT[request.weight_dtype]
-        self.act = BYTES_PER_ELEMENT[request.activation_dtype]
-        self.kv = BYTES_PER_ELEMENT[request.kv_dtype or request.activation_dtype]
-        self.dtype = request.activation_dtype
-        self.batch = request.batch
-        self.prompt = request.prompt_tokens
+    def __init__(self, weight_dtype: str, activation_dtype: str, kv_dtype: str):
+        self.weight = BYTES_PER_ELEMENT[weight_dtype]
+        self.act = BYTES_PER_ELEMENT[activation_dtype]
+        self.kv = BYTES_PER_ELEMENT[kv_dtype]
+        self.dtype = activation_dtype
+        self.batch = Poly.var("B")
+        self.prompt = Poly.var("S")
+        self.touched = Poly.var("T")
 
 
 class _Rows:
@@ -120,7 +141,7 @@ class _Rows:
                          activation_bytes=(tokens * heads * (k + m) * s.act, 0.0))
 
 
-def _table(arch: Architecture, s: _Sizes, groups: list[dict], *, tokens: int, prefill: bool):
+def _table(arch: Architecture, s: _Sizes, groups: list[dict], *, tokens: Poly, prefill: bool) -> TableBuilder:
     h = arch.hidden_size
     rows = _Rows(s)
     rows.builder.add("embedding", "memory", s.dtype, layers=1, weight_bytes=tokens * h * s.weight,
@@ -132,7 +153,7 @@ def _table(arch: Architecture, s: _Sizes, groups: list[dict], *, tokens: int, pr
     if arch.final_norm:
         rows.elementwise("final_norm", "norm", logits_tokens * h, NORM_FLOPS[norm], 1, weight_bytes=h * NORM_WEIGHT_BYTES)
     rows.gemm("lm_head", logits_tokens, h, arch.vocab_size, 1, bias=arch.lm_head_bias)
-    return rows.builder.build()
+    return rows.builder
 
 
 def _layer_groups(arch: Architecture) -> list[dict]:
@@ -188,10 +209,10 @@ def _attention(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, c
     if prefill:
         # unfused kernels compute every query against every key of the prompt (causal and window
         # masks are applied to the computed scores), so a window does not shrink prefill
-        scores, per_context, keys = b * heads * s.prompt * s.prompt, 0.0, float(b * s.prompt)
+        scores, per_context, keys = b * heads * s.prompt * s.prompt, 0.0, b * s.prompt
         term = lambda per_key: (keys * per_key, 0.0)  # noqa: E731
     else:
-        scores, per_context = 0.0, float(b * heads)  # one query row of c scores per head
+        scores, per_context = 0.0, b * heads  # one query row of c scores per head
         term = lambda per_key: (0.0, b * per_key)  # noqa: E731
     score_terms = (scores, per_context)
     q_rows = tokens * heads
@@ -242,7 +263,7 @@ def _mlp(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
 def _moe(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
     moe, h = arch.moe, arch.hidden_size
     experts, k, width = moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size
-    touched = experts * (1.0 - (1.0 - k / experts) ** tokens)  # expected distinct experts (uniform routing)
+    touched = rows.s.touched  # expected distinct experts, substituted per request (_touched_experts)
     routed = tokens * k  # token-expert pairs: only these cost FLOPs
     rows.gemm("router", tokens, h, experts, layers)
     for name in ("expert_gate", "expert_up") if arch.mlp_gated else ("expert_up",):
@@ -275,9 +296,9 @@ def _ssm(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, layers:
     rows.gemm("out_proj", tokens, inner, h, layers, bias=ssm.proj_bias)
 
 
-def _kv_bytes_per_sequence(arch: Architecture, s: _Sizes, groups: list[dict], tokens: int) -> float:
+def _kv_bytes_per_sequence(arch: Architecture, kv_bytes: float, tokens: int) -> float:
     """KV cache (or SSM state) of one sequence of ``tokens``; windowed layers keep only the window."""
     if arch.ssm:
         return arch.num_layers * (arch.ssm_state_elements_per_layer * 4.0)
-    per_layer = arch.kv_cache_elements_per_token_per_layer * s.kv
-    return sum(g["layers"] * (min(tokens, g["cap"]) if g["cap"] else tokens) * per_layer for g in groups)
+    per_layer = arch.kv_cache_elements_per_token_per_layer * kv_bytes
+    return sum(g["layers"] * (min(tokens, g["cap"]) if g["cap"] else tokens) * per_layer for g in _layer_groups(arch))

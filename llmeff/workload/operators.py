@@ -12,9 +12,12 @@ rows at once, and ``OperatorTable.row`` gives a typed view of one row when a per
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
+
+from llmeff.workload.poly import Poly
 
 # Columns of numbers, per row (per kernel, for the whole batch, per layer that runs it).
 NUMERIC_COLUMNS = (
@@ -105,24 +108,49 @@ class OperatorTable:
 
 
 class TableBuilder:
-    """Collects rows as plain tuples, then makes the columns once."""
+    """Collects rows whose numbers may be polynomials in the request's sizes (see ``poly``)."""
 
     def __init__(self) -> None:
         self._text: list[tuple[str, str, str, str]] = []
-        self._numbers: list[tuple[float, ...]] = []
+        self._numbers: list[tuple[Poly | float, ...]] = []
 
-    def add(self, name: str, kind: str, dtype: str, *, layers: int, flops: tuple[float, float] = (0.0, 0.0),
-            weight_bytes: float = 0.0, activation_bytes: tuple[float, float] = (0.0, 0.0),
-            kv_bytes: tuple[float, float] = (0.0, 0.0), context_cap: float | None = None,
-            resource: str = "compute") -> None:
+    def add(self, name: str, kind: str, dtype: str, *, layers: int, flops: tuple = (0.0, 0.0),
+            weight_bytes: Poly | float = 0.0, activation_bytes: tuple = (0.0, 0.0), kv_bytes: tuple = (0.0, 0.0),
+            context_cap: float | None = None, resource: str = "compute") -> None:
         self._text.append((name, kind, dtype, resource))
         self._numbers.append((layers, *flops, weight_bytes, *activation_bytes, *kv_bytes,
                               np.inf if context_cap is None else context_cap))
 
-    def build(self) -> OperatorTable:
+    def template(self) -> "TableTemplate":
+        """Freeze the rows: text columns as they are, numbers as coefficients of their monomials."""
+        cells = [Poly.lift(value) for row in self._numbers for value in row]
+        monomials = tuple(sorted({m for cell in cells for m in cell.terms} | {()}))
+        position = {m: i for i, m in enumerate(monomials)}
+        coefficients = np.zeros((len(monomials), len(cells)))
+        for j, cell in enumerate(cells):
+            for m, c in cell.terms.items():
+                coefficients[position[m], j] = c
         names, kinds, dtypes, resources = (tuple(column) for column in zip(*self._text))
-        matrix = np.array(self._numbers, dtype=float)
-        return OperatorTable(names, kinds, dtypes, resources, *(matrix[:, i].copy() for i in range(matrix.shape[1])))
+        return TableTemplate(names, kinds, dtypes, resources, monomials, coefficients)
+
+
+@dataclass(frozen=True, eq=False)
+class TableTemplate:
+    """An architecture's operator table with the request's sizes left as variables."""
+
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    resources: tuple[str, ...]
+    monomials: tuple[tuple[str, ...], ...]
+    coefficients: np.ndarray  # (monomials, rows x numeric columns)
+
+    def evaluate(self, variables: dict[str, float]) -> OperatorTable:
+        values = np.array([math.prod(variables[v] for v in m) for m in self.monomials])
+        # inf (no context cap) only ever multiplies the constant monomial, so no inf x 0 arises
+        with np.errstate(invalid="ignore"):
+            matrix = (values @ self.coefficients).reshape(len(self.names), len(NUMERIC_COLUMNS))
+        return OperatorTable(self.names, self.kinds, self.dtypes, self.resources, *matrix.T)
 
 
 @dataclass(frozen=True)

@@ -110,13 +110,25 @@ def test_sliding_window_caps_decode_attention_and_the_cache(models):
     assert w.memory.kv_cache_bytes == 21 * 6100 * per_token_layer + 21 * 4096 * per_token_layer
 
 
-def test_closed_form_decode_equals_the_sum_of_steps(models):
-    w = build_workload(models["llama-2-7b"], WorkloadRequest(batch=16, prompt_tokens=300, output_tokens=40))
+@pytest.mark.parametrize(
+    ("model", "batch", "prompt", "output"),
+    [
+        ("llama-2-7b", 16, 300, 40),
+        ("llama-2-7b", 256, 64, 900),  # a large batch: decode attention and GEMMs change sides mid-generation
+        ("gemma-2-9b", 2, 4000, 200),  # half the layers hit their 4096-token window mid-generation
+        ("mixtral-8x7b", 3, 100, 50),
+    ],
+)
+def test_closed_form_decode_equals_the_sum_of_steps(models, model, batch, prompt, output):
+    w = build_workload(models[model], WorkloadRequest(batch=batch, prompt_tokens=prompt, output_tokens=output))
     device = dataclasses.replace(ROUND_DEVICE, efficiency=Efficiency(0.7, 0.8, 5e-6, source="test"))
     e = estimate(w, device)
-    steps = [decode_at(w, device, c).time_s for c in range(301, 340)]
-    assert e.tpot_s == pytest.approx(sum(steps) / len(steps), rel=1e-12)
-    assert e.e2e_latency_s == pytest.approx(e.ttft_s + sum(steps), rel=1e-12)
+    steps = [decode_at(w, device, c) for c in range(prompt + 1, prompt + output)]
+    assert e.tpot_s == pytest.approx(sum(s.time_s for s in steps) / len(steps), rel=1e-9)
+    assert e.decode.roofline_time_s == pytest.approx(sum(s.roofline_time_s for s in steps) / len(steps), rel=1e-9)
+    assert e.decode.flops == pytest.approx(sum(s.flops for s in steps) / len(steps), rel=1e-9)
+    assert e.decode.bytes == pytest.approx(sum(s.bytes for s in steps) / len(steps), rel=1e-9)
+    assert e.e2e_latency_s == pytest.approx(e.ttft_s + sum(s.time_s for s in steps), rel=1e-9)
 
 
 def test_efficiency_terms_slow_things_down_and_the_pure_bound_is_kept(models):
