@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from llmeff.errors import InvalidInputError, LlmeffError
 
@@ -101,6 +102,10 @@ class HardwareSpec:
         """The processor ``peak_flops_dense`` describes (the GPU of a system-on-chip)."""
         return {"soc-gpu": "gpu", "npu": "gpu"}.get(self.kind, self.kind)
 
+    @cached_property
+    def _processors(self) -> dict[str, Processor]:
+        return self.processors()
+
     def processors(self) -> dict[str, Processor]:
         """Each processor with its published peaks; they all share the device's memory bandwidth."""
         found = {}
@@ -114,14 +119,14 @@ class HardwareSpec:
 
     def default_processor(self) -> str:
         """The processor a user would pick: the main one if it has a published peak, else the NPU."""
-        procs = self.processors()
+        procs = self._processors
         if procs.get(self.main_processor) and procs[self.main_processor].peaks:
             return self.main_processor
         return "npu" if "npu" in procs else self.main_processor
 
     def processor_peak(self, processor: str, dtype: str) -> float:
         """The dense peak of ``processor`` for ``dtype``; a missing one names what is missing."""
-        procs = self.processors()
+        procs = self._processors
         if processor not in procs:
             raise InvalidInputError(
                 f"hardware '{self.id}' has no processor '{processor}' (it has: {', '.join(procs) or 'none'})",

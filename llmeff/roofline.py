@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -78,19 +79,19 @@ class PhaseEstimate:
     roofline_time_column: np.ndarray
     time_column: np.ndarray
 
-    @property
+    @cached_property
     def flops(self) -> float:
         return float(self.flops_column.sum())
 
-    @property
+    @cached_property
     def bytes(self) -> float:
         return float((self.weight_bytes_column + self.activation_bytes_column + self.kv_bytes_column).sum())
 
-    @property
+    @cached_property
     def time_s(self) -> float:
         return float(self.time_column.sum())
 
-    @property
+    @cached_property
     def roofline_time_s(self) -> float:
         return float(self.roofline_time_column.sum())
 
@@ -228,48 +229,46 @@ def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEsti
     """
     t = phase.table
     steps = last - first + 1
-    per_step = t.layers / steps
+    lo = float(first)
     capped = bool(np.isfinite(t.context_cap).any())
-    # the rising part of the range (c <= cap) and, for capped rows, the flat rest (x = cap)
-    rising_hi = np.minimum(float(last), np.floor(t.context_cap)) if capped else np.full(len(t), float(last))
-    flat_count = np.maximum(last - np.maximum(float(first), rising_hi + 1.0) + 1.0, 0.0) if capped else None
-    rising_count = np.maximum(rising_hi - first + 1.0, 0.0)
-    # mean of x = min(c, cap) over the steps, per row
-    x_sum = rising_count * (first + rising_hi) / 2.0
-    if capped:
-        x_sum = x_sum + flat_count * np.where(flat_count > 0, t.context_cap, 0.0)
-    mean_x = x_sum / steps
-    bases = np.stack([t.flops_base, t.activation_bytes_base, t.kv_bytes_base])
-    slopes = np.stack([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context])
+    if capped:  # split each row's range at its cap: rising part (x = c) and flat rest (x = cap)
+        hi = np.minimum(float(last), np.floor(t.context_cap))
+        flat_count = np.maximum(last - np.maximum(lo, hi + 1.0) + 1.0, 0.0)
+        at_cap = np.where(flat_count > 0, t.context_cap, 0.0)
+        mean_x = (np.maximum(hi - lo + 1.0, 0.0) * (lo + hi) / 2.0 + flat_count * at_cap) / steps
+    else:
+        hi = float(last)
+        mean_x = (lo + hi) / 2.0
+    bases = np.array([t.flops_base, t.activation_bytes_base, t.kv_bytes_base])
+    slopes = np.array([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context])
     means = (bases + slopes * mean_x) * t.layers
     flops_rate = np.array([[roof.peak_flops], [roof.effective_flops]])
     byte_rate = np.array([[roof.bandwidth_bytes_per_s], [roof.effective_bandwidth]])
     a0, a1 = t.flops_base / flops_rate, t.flops_per_context / flops_rate
     b0 = (t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base) / byte_rate
     b1 = (t.activation_bytes_per_context + t.kv_bytes_per_context) / byte_rate
-    totals = _sum_of_max(a0, a1, b0, b1, float(first), rising_hi)
+    totals = _sum_of_max(a0, a1, b0, b1, lo, hi)
     if capped:
-        at_cap = np.where(flat_count > 0, t.context_cap, 0.0)
         totals = totals + flat_count * np.maximum(a0 + a1 * at_cap, b0 + b1 * at_cap)
-    pure, real = totals * per_step
+    pure, real = totals * (t.layers / steps)
     real = real + t.layers * roof.efficiency.kernel_overhead_s
     return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", t, roof.ridge_point,
                          means[0], t.weight_bytes * t.layers, means[1], means[2], pure, real)
 
 
-def _sum_of_max(a0, a1, b0, b1, lo: float, hi: np.ndarray) -> np.ndarray:
+def _sum_of_max(a0, a1, b0, b1, lo: float, hi) -> np.ndarray:
     """Exact sum over integer c in lo..hi of max(a0 + a1 c, b0 + b1 c), elementwise.
 
-    Two lines cross at most once: split the range there, and on each part one line wins, so
-    each part is an arithmetic series. Both parts are evaluated in one stacked pass.
+    max(A, B) = B + max(A - B, 0), and A - B = d0 + d1 c is positive on one side of its root only,
+    so both sums are arithmetic series over known integer ranges.
     """
-    gap = a1 - b1
-    crossing = np.divide(b0 - a0, gap, out=np.full(np.broadcast(a0, gap).shape, -np.inf), where=gap != 0)
-    split = np.clip(np.floor(crossing), lo - 1.0, hi)
-    part_lo = np.stack([np.full_like(split, lo), split + 1.0])
-    part_hi = np.stack([split, np.broadcast_to(hi, split.shape)])
-    mid = (part_lo + part_hi) / 2.0
-    a_wins = a0 + a1 * mid >= b0 + b1 * mid
-    g0, g1 = np.where(a_wins, a0, b0), np.where(a_wins, a1, b1)
-    n = np.maximum(part_hi - part_lo + 1.0, 0.0)
-    return (n * g0 + g1 * (part_lo + part_hi) * n / 2.0).sum(axis=0)
+    count = np.maximum(hi - lo + 1.0, 0.0)
+    total = count * b0 + b1 * (lo + hi) * count / 2.0
+    d0, d1 = a0 - b0, a1 - b1
+    root = np.divide(-d0, d1, out=np.where(d0 > 0, np.inf, -np.inf), where=d1 != 0)
+    # where A - B > 0: c above the root when d1 > 0, below it when d1 < 0, everywhere or nowhere when d1 == 0
+    rising = d1 > 0
+    p = np.where(rising, np.maximum(lo, np.floor(root) + 1.0), lo)
+    q = np.where(rising, hi, np.clip(np.ceil(root) - 1.0, lo - 1.0, hi))  # clipped: no infinite bounds
+    m = np.maximum(q - p + 1.0, 0.0)
+    return total + m * d0 + d1 * (p + q) * m / 2.0

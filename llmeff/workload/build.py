@@ -17,11 +17,12 @@ rewrite them later):
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 from llmeff.architectures import Architecture
 from llmeff.param_count import count_parameters
 from llmeff.precision import BYTES_PER_ELEMENT
-from llmeff.workload.operators import MemoryFootprint, Phase, TableBuilder, Workload
+from llmeff.workload.operators import MemoryFootprint, Phase, TableBuilder, TableTemplate, Workload
 from llmeff.workload.poly import Poly
 from llmeff.workload.request import WorkloadRequest
 
@@ -38,14 +39,15 @@ def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str =
     """Operators of prefill and of one decode step, and the memory footprint, for ``request``."""
     request = request.validated(max_context=arch.max_position_embeddings)
     kv_dtype = request.kv_dtype or request.activation_dtype
-    prefill_template, decode_template = _templates(arch, request.weight_dtype, request.activation_dtype, kv_dtype)
+    compiled = _compiled(arch, request.weight_dtype, request.activation_dtype, kv_dtype)
+    prefill_template, decode_template = compiled.prefill, compiled.decode
     batch, prompt = request.batch, request.prompt_tokens
     prefill_table = prefill_template.evaluate({"B": batch, "S": prompt, "T": _touched_experts(arch, batch * prompt)})
     decode_table = decode_template.evaluate({"B": batch, "S": prompt, "T": _touched_experts(arch, batch)})
     weight, kv = BYTES_PER_ELEMENT[request.weight_dtype], BYTES_PER_ELEMENT[kv_dtype]
     memory = MemoryFootprint(
-        weight_bytes=_parameter_total(arch) * weight,
-        kv_cache_bytes=batch * _kv_bytes_per_sequence(arch, kv, prompt + request.output_tokens),
+        weight_bytes=compiled.parameters * weight,
+        kv_cache_bytes=batch * _kv_bytes_per_sequence(arch, compiled.groups, kv, prompt + request.output_tokens),
         activation_bytes=float((prefill_table.activation_bytes_base
                                 + prefill_table.activation_bytes_per_context * prompt).max()),
     )
@@ -71,16 +73,28 @@ def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str =
     )
 
 
+class _Compiled(NamedTuple):
+    prefill: TableTemplate
+    decode: TableTemplate
+    parameters: int
+    groups: tuple[dict, ...]
+
+
 @lru_cache(maxsize=256)
-def _templates(arch: Architecture, weight_dtype: str, activation_dtype: str, kv_dtype: str):
+def _compiled(arch: Architecture, weight_dtype: str, activation_dtype: str, kv_dtype: str) -> _Compiled:
     """The prefill and decode tables of ``arch`` with batch B and prompt length S as variables.
 
-    Built once per architecture and precisions: a request only substitutes its numbers.
+    Built once per architecture and precisions (the planner asks for the same model thousands of
+    times): a request only substitutes its numbers.
     """
     s = _Sizes(weight_dtype, activation_dtype, kv_dtype)
     groups = _layer_groups(arch)
-    return (_table(arch, s, groups, tokens=s.batch * s.prompt, prefill=True).template(),
-            _table(arch, s, groups, tokens=s.batch, prefill=False).template())
+    return _Compiled(
+        prefill=_table(arch, s, groups, tokens=s.batch * s.prompt, prefill=True).template(),
+        decode=_table(arch, s, groups, tokens=s.batch, prefill=False).template(),
+        parameters=count_parameters(arch).total,
+        groups=groups,
+    )
 
 
 def _touched_experts(arch: Architecture, tokens: int) -> float:
@@ -89,11 +103,6 @@ def _touched_experts(arch: Architecture, tokens: int) -> float:
         return 0.0
     experts, k = arch.moe.num_experts, arch.moe.experts_per_token
     return experts * (1.0 - (1.0 - k / experts) ** tokens)
-
-
-@lru_cache(maxsize=64)
-def _parameter_total(arch: Architecture) -> int:
-    return count_parameters(arch).total  # the planner asks for the same model thousands of times
 
 
 class _Sizes:
@@ -116,7 +125,7 @@ class _Rows:
         self.s = s
         self.builder = TableBuilder()
 
-    def gemm(self, name: str, n: float, k: int, m: int, layers: int, *, bias: bool = False,
+    def gemm(self, name: str, n: Poly, k: int, m: int, layers: int, *, bias: bool = False,
              output_to_kv: bool = False, weight_copies: float = 1.0) -> None:
         """``n`` tokens through a ``k x m`` weight; ``weight_copies`` distinct weights are read (MoE experts)."""
         s = self.s
@@ -133,7 +142,7 @@ class _Rows:
         self.builder.add(name, kind, self.s.dtype, layers=layers, flops=(flops_per_element * elements, 0.0),
                          weight_bytes=weight_bytes, activation_bytes=((reads + 1) * elements * self.s.act, 0.0))
 
-    def per_head(self, name: str, tokens: int, heads: int, k: int, m: int, layers: int) -> None:
+    def per_head(self, name: str, tokens: Poly, heads: int, k: int, m: int, layers: int) -> None:
         """A per-head ``k x m`` product for every token (MLA's absorbed up-projections)."""
         s = self.s
         self.builder.add(name, "gemm", s.dtype, layers=layers, flops=(2.0 * tokens * heads * k * m, 0.0),
@@ -141,7 +150,7 @@ class _Rows:
                          activation_bytes=(tokens * heads * (k + m) * s.act, 0.0))
 
 
-def _table(arch: Architecture, s: _Sizes, groups: list[dict], *, tokens: Poly, prefill: bool) -> TableBuilder:
+def _table(arch: Architecture, s: _Sizes, groups: tuple[dict, ...], *, tokens: Poly, prefill: bool) -> TableBuilder:
     h = arch.hidden_size
     rows = _Rows(s)
     rows.builder.add("embedding", "memory", s.dtype, layers=1, weight_bytes=tokens * h * s.weight,
@@ -156,7 +165,7 @@ def _table(arch: Architecture, s: _Sizes, groups: list[dict], *, tokens: Poly, p
     return rows.builder
 
 
-def _layer_groups(arch: Architecture) -> list[dict]:
+def _layer_groups(arch: Architecture) -> tuple[dict, ...]:
     """Layers that run the same operators, with how many there are of each."""
     moe = set(arch.moe_layer_indices)
     window_layers = set(arch.sliding_window_layers)
@@ -170,10 +179,10 @@ def _layer_groups(arch: Architecture) -> list[dict]:
             cap = arch.attention_chunk_size  # chunked attention: at most one chunk of keys (an upper bound)
         key = (index in moe, cap)
         groups[key] = groups.get(key, 0) + 1
-    return [{"moe": moe_layer, "cap": cap, "layers": count} for (moe_layer, cap), count in groups.items()]
+    return tuple({"moe": moe_layer, "cap": cap, "layers": count} for (moe_layer, cap), count in groups.items())
 
 
-def _layer(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, moe: bool, cap: int | None,
+def _layer(arch: Architecture, rows: _Rows, *, tokens: Poly, prefill: bool, moe: bool, cap: int | None,
            layers: int) -> None:
     h = arch.hidden_size
     norm = arch.norm if arch.norm in NORM_FLOPS else "rmsnorm"
@@ -191,7 +200,7 @@ def _layer(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, moe: 
     rows.elementwise("residual_add", "elementwise", residual_adds * tokens * h, 1, layers, reads=2)
 
 
-def _attention(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, cap: int | None, layers: int) -> None:
+def _attention(arch: Architecture, rows: _Rows, *, tokens: Poly, prefill: bool, cap: int | None, layers: int) -> None:
     s = rows.s
     h, heads, kv_heads, d, dv = arch.hidden_size, arch.num_attention_heads, arch.kv_heads, arch.head_dim, arch.v_head_dim
     if arch.mla:
@@ -234,7 +243,7 @@ def _attention(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, c
     rows.gemm("o_proj", tokens, heads * dv, h, layers, bias=arch.o_bias)
 
 
-def _mla_projections(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
+def _mla_projections(arch: Architecture, rows: _Rows, tokens: Poly, layers: int) -> None:
     """DeepSeek MLA with the up-projections absorbed, as its inference code runs decode."""
     mla, h, heads = arch.mla, arch.hidden_size, arch.num_attention_heads
     q_head = mla.qk_nope_head_dim + mla.qk_rope_head_dim
@@ -248,7 +257,7 @@ def _mla_projections(arch: Architecture, rows: _Rows, tokens: int, layers: int) 
     rows.per_head("q_absorb", tokens, heads, mla.qk_nope_head_dim, mla.kv_lora_rank, layers)
 
 
-def _mlp(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
+def _mlp(arch: Architecture, rows: _Rows, tokens: Poly, layers: int) -> None:
     if not arch.intermediate_size:
         return
     h, width = arch.hidden_size, arch.intermediate_size
@@ -260,7 +269,7 @@ def _mlp(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
     rows.gemm("down_proj", tokens, width, h, layers, bias=arch.mlp_bias)
 
 
-def _moe(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
+def _moe(arch: Architecture, rows: _Rows, tokens: Poly, layers: int) -> None:
     moe, h = arch.moe, arch.hidden_size
     experts, k, width = moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size
     touched = rows.s.touched  # expected distinct experts, substituted per request (_touched_experts)
@@ -278,7 +287,7 @@ def _moe(arch: Architecture, rows: _Rows, tokens: int, layers: int) -> None:
         rows.gemm("shared_down", tokens, shared_width, h, layers)
 
 
-def _ssm(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, layers: int) -> None:
+def _ssm(arch: Architecture, rows: _Rows, *, tokens: Poly, prefill: bool, layers: int) -> None:
     s, ssm, h = rows.s, arch.ssm, arch.hidden_size
     inner, state = ssm.intermediate_size, ssm.state_size
     # the recurrent state (fp32 in the reference kernels) is read and written once per decode step;
@@ -296,9 +305,9 @@ def _ssm(arch: Architecture, rows: _Rows, *, tokens: int, prefill: bool, layers:
     rows.gemm("out_proj", tokens, inner, h, layers, bias=ssm.proj_bias)
 
 
-def _kv_bytes_per_sequence(arch: Architecture, kv_bytes: float, tokens: int) -> float:
+def _kv_bytes_per_sequence(arch: Architecture, groups: tuple[dict, ...], kv_bytes: float, tokens: int) -> float:
     """KV cache (or SSM state) of one sequence of ``tokens``; windowed layers keep only the window."""
     if arch.ssm:
         return arch.num_layers * (arch.ssm_state_elements_per_layer * 4.0)
     per_layer = arch.kv_cache_elements_per_token_per_layer * kv_bytes
-    return sum(g["layers"] * (min(tokens, g["cap"]) if g["cap"] else tokens) * per_layer for g in _layer_groups(arch))
+    return sum(g["layers"] * (min(tokens, g["cap"]) if g["cap"] else tokens) * per_layer for g in groups)

@@ -148,8 +148,7 @@ class TableTemplate:
     def evaluate(self, variables: dict[str, float]) -> OperatorTable:
         values = np.array([math.prod(variables[v] for v in m) for m in self.monomials])
         # inf (no context cap) only ever multiplies the constant monomial, so no inf x 0 arises
-        with np.errstate(invalid="ignore"):
-            matrix = (values @ self.coefficients).reshape(len(self.names), len(NUMERIC_COLUMNS))
+        matrix = (values @ self.coefficients).reshape(len(self.names), len(NUMERIC_COLUMNS))
         return OperatorTable(self.names, self.kinds, self.dtypes, self.resources, *matrix.T)
 
 
