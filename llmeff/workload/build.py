@@ -40,10 +40,12 @@ def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str =
     request = request.validated(max_context=arch.max_position_embeddings)
     kv_dtype = request.kv_dtype or request.activation_dtype
     compiled = _compiled(arch, request.weight_dtype, request.activation_dtype, kv_dtype)
-    prefill_template, decode_template = compiled.prefill, compiled.decode
     batch, prompt = request.batch, request.prompt_tokens
-    prefill_table = prefill_template.evaluate({"B": batch, "S": prompt, "T": _touched_experts(arch, batch * prompt)})
-    decode_table = decode_template.evaluate({"B": batch, "S": prompt, "T": _touched_experts(arch, batch)})
+    prefill_table, decode_table = compiled.template.evaluate({
+        "B": batch, "S": prompt,
+        "T": _touched_experts(arch, batch * prompt),  # experts touched by a prefill pass ...
+        "U": _touched_experts(arch, batch),  # ... and by a decode step
+    })
     weight, kv = BYTES_PER_ELEMENT[request.weight_dtype], BYTES_PER_ELEMENT[kv_dtype]
     memory = MemoryFootprint(
         weight_bytes=compiled.parameters * weight,
@@ -74,8 +76,7 @@ def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str =
 
 
 class _Compiled(NamedTuple):
-    prefill: TableTemplate
-    decode: TableTemplate
+    template: TableTemplate  # prefill and decode
     parameters: int
     groups: tuple[dict, ...]
 
@@ -87,11 +88,13 @@ def _compiled(arch: Architecture, weight_dtype: str, activation_dtype: str, kv_d
     Built once per architecture and precisions (the planner asks for the same model thousands of
     times): a request only substitutes its numbers.
     """
-    s = _Sizes(weight_dtype, activation_dtype, kv_dtype)
+    prefill_sizes = _Sizes(weight_dtype, activation_dtype, kv_dtype, touched="T")
+    decode_sizes = _Sizes(weight_dtype, activation_dtype, kv_dtype, touched="U")
     groups = _layer_groups(arch)
+    prefill = _table(arch, prefill_sizes, groups, tokens=prefill_sizes.batch * prefill_sizes.prompt, prefill=True)
+    decode = _table(arch, decode_sizes, groups, tokens=decode_sizes.batch, prefill=False)
     return _Compiled(
-        prefill=_table(arch, s, groups, tokens=s.batch * s.prompt, prefill=True).template(),
-        decode=_table(arch, s, groups, tokens=s.batch, prefill=False).template(),
+        template=TableTemplate.compile([prefill, decode]),
         parameters=count_parameters(arch).total,
         groups=groups,
     )
@@ -108,14 +111,14 @@ def _touched_experts(arch: Architecture, tokens: int) -> float:
 class _Sizes:
     """Bytes per element of each kind of tensor; batch, prompt and touched experts as variables."""
 
-    def __init__(self, weight_dtype: str, activation_dtype: str, kv_dtype: str):
+    def __init__(self, weight_dtype: str, activation_dtype: str, kv_dtype: str, *, touched: str):
         self.weight = BYTES_PER_ELEMENT[weight_dtype]
         self.act = BYTES_PER_ELEMENT[activation_dtype]
         self.kv = BYTES_PER_ELEMENT[kv_dtype]
         self.dtype = activation_dtype
         self.batch = Poly.var("B")
         self.prompt = Poly.var("S")
-        self.touched = Poly.var("T")
+        self.touched = Poly.var(touched)  # distinct MoE experts reached: differs between the phases
 
 
 class _Rows:

@@ -121,35 +121,51 @@ class TableBuilder:
         self._numbers.append((layers, *flops, weight_bytes, *activation_bytes, *kv_bytes,
                               np.inf if context_cap is None else context_cap))
 
-    def template(self) -> "TableTemplate":
-        """Freeze the rows: text columns as they are, numbers as coefficients of their monomials."""
-        cells = [Poly.lift(value) for row in self._numbers for value in row]
+    def cells(self) -> list[Poly]:
+        return [Poly.lift(value) for row in self._numbers for value in row]
+
+    def text_columns(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(column) for column in zip(*self._text))
+
+    def __len__(self) -> int:
+        return len(self._text)
+
+
+@dataclass(frozen=True, eq=False)
+class TableTemplate:
+    """Operator tables (one per phase) with the request's sizes left as variables.
+
+    All phases share one coefficient matrix, so a request's numbers become every table with a
+    single matrix product.
+    """
+
+    texts: tuple[tuple[tuple[str, ...], ...], ...]  # per phase: names, kinds, dtypes, resources
+    rows: tuple[int, ...]  # per phase
+    monomials: tuple[tuple[str, ...], ...]
+    coefficients: np.ndarray  # (monomials, all phases' rows x numeric columns)
+
+    @staticmethod
+    def compile(builders: list[TableBuilder]) -> "TableTemplate":
+        cells = [cell for builder in builders for cell in builder.cells()]
         monomials = tuple(sorted({m for cell in cells for m in cell.terms} | {()}))
         position = {m: i for i, m in enumerate(monomials)}
         coefficients = np.zeros((len(monomials), len(cells)))
         for j, cell in enumerate(cells):
             for m, c in cell.terms.items():
                 coefficients[position[m], j] = c
-        names, kinds, dtypes, resources = (tuple(column) for column in zip(*self._text))
-        return TableTemplate(names, kinds, dtypes, resources, monomials, coefficients)
+        return TableTemplate(tuple(b.text_columns() for b in builders), tuple(len(b) for b in builders),
+                             monomials, coefficients)
 
-
-@dataclass(frozen=True, eq=False)
-class TableTemplate:
-    """An architecture's operator table with the request's sizes left as variables."""
-
-    names: tuple[str, ...]
-    kinds: tuple[str, ...]
-    dtypes: tuple[str, ...]
-    resources: tuple[str, ...]
-    monomials: tuple[tuple[str, ...], ...]
-    coefficients: np.ndarray  # (monomials, rows x numeric columns)
-
-    def evaluate(self, variables: dict[str, float]) -> OperatorTable:
+    def evaluate(self, variables: dict[str, float]) -> list[OperatorTable]:
         values = np.array([math.prod(variables[v] for v in m) for m in self.monomials])
         # inf (no context cap) only ever multiplies the constant monomial, so no inf x 0 arises
-        matrix = (values @ self.coefficients).reshape(len(self.names), len(NUMERIC_COLUMNS))
-        return OperatorTable(self.names, self.kinds, self.dtypes, self.resources, *matrix.T)
+        flat = values @ self.coefficients
+        tables, start, width = [], 0, len(NUMERIC_COLUMNS)
+        for texts, rows in zip(self.texts, self.rows):
+            matrix = flat[start:start + rows * width].reshape(rows, width)
+            tables.append(OperatorTable(*texts, *matrix.T))
+            start += rows * width
+        return tables
 
 
 @dataclass(frozen=True)

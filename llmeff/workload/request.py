@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llmeff.errors import InvalidInputError
-from llmeff.precision import normalise
+from llmeff.precision import BYTES_PER_ELEMENT, normalise
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class WorkloadRequest:
                 f"context of {max_context} tokens",
                 field="prompt_tokens",
             )
+        if {self.weight_dtype, self.activation_dtype, self.kv_dtype or self.activation_dtype} <= BYTES_PER_ELEMENT.keys():
+            return self  # already canonical (the planner re-validates the same request often)
         activation = normalise(self.activation_dtype, field="activation_dtype")
         return WorkloadRequest(
             batch=self.batch,
