@@ -97,6 +97,8 @@ def analyze(
             ("processor", f"{e.roof.processor}{processor_note}"),
             ("roof", f"{units.flops(e.roof.peak_flops)} {e.dtype} peak, {units.bandwidth(e.roof.bandwidth_bytes_per_s)}; "
                      f"ridge point {e.roof.ridge_point:.1f} FLOP/byte"),
+            ("peak used", None if e.roof.peak_source is None else
+             f"{e.dtype} runs at the published {e.roof.peak_dtype} rate ({e.roof.peak_source})"),
             ("efficiency", f"compute x{e.roof.efficiency.compute_fraction:g}, bandwidth "
                            f"x{e.roof.efficiency.bandwidth_fraction:g}, +{e.roof.efficiency.kernel_overhead_s * 1e6:g} us "
                            f"per kernel ({_short(result.efficiency_source)})"),

@@ -38,6 +38,7 @@ def _spec(row: sqlite3.Row, peaks: dict[str, float], aliases: tuple[str, ...]) -
         price_usd_per_hour=row["price_usd_per_hour"],
         features=tuple(json.loads(row["features"])),
         efficiency=_efficiency(row),
+        executes={dtype: (rate, source) for dtype, (rate, source) in json.loads(row["executes"]).items()},
         aliases=aliases,
         sources=tuple(json.loads(row["sources"])),
         unverified=tuple(json.loads(row["unverified"])),

@@ -45,6 +45,7 @@ class Processor:
     name: str  # gpu, cpu, npu, tpu, accelerator
     peaks: dict[str, float]
     note: str = ""
+    executes: dict[str, tuple[str, str]] = field(default_factory=dict)  # dtype -> (rate it runs at, source)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class HardwareSpec:
     price_usd_per_hour: float | None = None
     features: tuple[str, ...] = ()
     efficiency: Efficiency = IDEAL
+    # a precision without a published peak that runs at another one's rate: dtype -> (rate, source)
+    executes: dict[str, tuple[str, str]] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
@@ -110,7 +113,8 @@ class HardwareSpec:
         """Each processor with its published peaks; they all share the device's memory bandwidth."""
         found = {}
         if self.peak_flops_dense or self.kind not in ("npu",):
-            found[self.main_processor] = Processor(self.main_processor, dict(self.peak_flops_dense))
+            found[self.main_processor] = Processor(self.main_processor, dict(self.peak_flops_dense),
+                                                   executes=dict(self.executes))
         if self.npu_peak_ops_per_s is not None:
             peaks = {self.npu_peak_dtype: self.npu_peak_ops_per_s} if self.npu_peak_dtype else {}
             note = "" if self.npu_peak_dtype else "no source read states the precision of the NPU figure"
@@ -126,6 +130,10 @@ class HardwareSpec:
 
     def processor_peak(self, processor: str, dtype: str) -> float:
         """The dense peak of ``processor`` for ``dtype``; a missing one names what is missing."""
+        return self.processor_rate(processor, dtype)[0]
+
+    def processor_rate(self, processor: str, dtype: str) -> tuple[float, str, str | None]:
+        """(peak, the precision whose published rate it is, the source saying so when that differs)."""
         procs = self._processors
         if processor not in procs:
             raise InvalidInputError(
@@ -133,10 +141,11 @@ class HardwareSpec:
                 field="processor",
             )
         proc = procs[processor]
-        if dtype not in proc.peaks:
-            known = ", ".join(sorted(proc.peaks)) or "none"
-            why = f" ({proc.note})" if proc.note else ""
-            raise MissingPeakError(
-                f"hardware '{self.id}' {processor} has no published {dtype} peak (known: {known}){why}"
-            )
-        return proc.peaks[dtype]
+        if dtype in proc.peaks:
+            return proc.peaks[dtype], dtype, None
+        if dtype in proc.executes:
+            rate, source = proc.executes[dtype]
+            return proc.peaks[rate], rate, source
+        known = ", ".join(sorted(proc.peaks)) or "none"
+        why = f" ({proc.note})" if proc.note else ""
+        raise MissingPeakError(f"hardware '{self.id}' {processor} has no published {dtype} peak (known: {known}){why}")

@@ -126,7 +126,7 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
     for hid, h in sorted(shipped.hardware.items()):
         # Scalar fields share their names with the table; lists become JSON, links two column groups.
         scalars = h.model_dump(exclude={"aliases", "peak_flops_dense", "interconnect", "host_link", "features",
-                                        "sources", "unverified", "efficiency"})
+                                        "sources", "unverified", "efficiency", "executes"})
         session.add(
             tables.Hardware(
                 **scalars,
@@ -134,6 +134,7 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
                 **_link_columns("host_link", h.host_link),
                 **_efficiency_columns(h, shipped),
                 features=_json(sorted(h.features)),
+                executes=_json({dtype: [rule.rate, rule.source] for dtype, rule in h.executes.items()}),
                 sources=_json(h.sources),
                 unverified=_json(h.unverified),
                 source_file=shipped.file_of("hardware", hid),

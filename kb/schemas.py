@@ -168,6 +168,13 @@ class Link(Strict):
     note: str | None = None
 
 
+class ExecutesRule(Strict):
+    """A precision with no published peak of its own runs at another precision's published rate."""
+
+    rate: Literal[DTYPES]  # type: ignore[valid-type]
+    source: str = Field(min_length=10)
+
+
 class EfficiencyFile(Strict):
     """Measured efficiency of a device (or a device class, in data/efficiency.toml), with its source."""
 
@@ -207,6 +214,7 @@ class HardwareFile(Strict):
     price_usd_per_hour: float | None = Field(default=None, gt=0)
     features: list[Literal[CAPABILITIES]] = []  # type: ignore[valid-type]
     efficiency: EfficiencyFile | None = None  # overrides the class default of data/efficiency.toml
+    executes: dict[Literal[DTYPES], ExecutesRule] = {}  # type: ignore[valid-type]
     sources: list[str] = Field(min_length=1)
     unverified: list[str] = []
     notes: str | None = None
@@ -218,6 +226,15 @@ class HardwareFile(Strict):
             if not value > 0:
                 raise ValueError(f"peak for {dtype} must be positive (omit a peak that is not known)")
         return peaks
+
+    @model_validator(mode="after")
+    def _executes_names_a_published_rate(self) -> "HardwareFile":
+        for dtype, rule in self.executes.items():
+            if dtype in self.peak_flops_dense:
+                raise ValueError(f"executes.{dtype}: {dtype} has a published peak of its own")
+            if rule.rate not in self.peak_flops_dense:
+                raise ValueError(f"executes.{dtype}: there is no published {rule.rate} peak to run at")
+        return self
 
 
 class ModelFile(Strict):

@@ -69,6 +69,8 @@ class Analysis:
             "roof": {
                 "compute_dtype": e.dtype,
                 "peak_flops": e.roof.peak_flops,
+                "peak_dtype": e.roof.peak_dtype,
+                "peak_source": e.roof.peak_source,
                 "bandwidth_bytes_per_s": e.roof.bandwidth_bytes_per_s,
                 "ridge_point_flop_per_byte": e.roof.ridge_point,
                 "efficiency": to_jsonable(e.roof.efficiency),

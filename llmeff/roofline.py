@@ -28,6 +28,8 @@ class Roof:
     bandwidth_bytes_per_s: float
     efficiency: Efficiency
     processor: str = "gpu"
+    peak_dtype: str = ""  # the precision whose published peak this is (differs when a rule says so)
+    peak_source: str | None = None  # the source of that rule
 
     @property
     def effective_flops(self) -> float:
@@ -162,11 +164,14 @@ def roof_for(spec: HardwareSpec, dtype: str, *, processor: str | None = None,
     never substitutes another precision's peak.
     """
     processor = processor or spec.default_processor()
+    peak, peak_dtype, peak_source = spec.processor_rate(processor, dtype)
     return Roof(
-        peak_flops=spec.processor_peak(processor, dtype),
+        peak_flops=peak,
         bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s,
         efficiency=spec.efficiency if efficiency is None else efficiency,
         processor=processor,
+        peak_dtype=peak_dtype,
+        peak_source=peak_source,
     )
 
 

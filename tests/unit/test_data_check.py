@@ -80,3 +80,11 @@ def test_a_device_efficiency_overrides_its_class(data_copy, tmp_path):
     with KnowledgeBase(db.connect_read_only(target), target) as kb:
         t4 = kb.hardware("t4-16gb")
     assert (t4.efficiency.compute_fraction, t4.efficiency.source) == (0.5, "a measurement of this very device")
+
+
+def test_executes_rule_must_name_a_published_rate(data_copy):
+    path = data_copy / "hardware" / "core-i9-13900k.toml"
+    path.write_text(path.read_text() + '\n[executes.fp16]\nrate = "bf16"\nsource = "a made-up rule for this test"\n')
+    assert _problems(data_copy) == [
+        "data/hardware/core-i9-13900k.toml: executes.fp16: there is no published bf16 peak to run at"
+    ]

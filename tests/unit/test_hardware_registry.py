@@ -79,3 +79,14 @@ def test_processors_of_a_system_on_chip(kb):
     assert m2.default_processor() == "gpu"
     with pytest.raises(MissingPeakError, match="no source read states the precision of the NPU figure"):
         m2.processor_peak("npu", "fp16")
+
+
+def test_a_precision_can_run_at_another_published_rate_and_says_so(kb):
+    from llmeff.roofline import roof_for
+
+    m3 = kb.hardware("apple-m3-max")
+    assert "fp16" not in m3.peak_flops_dense  # no FP16 figure is published for the M3 Max GPU
+    roof = roof_for(m3, "fp16")
+    assert roof.peak_flops == m3.peak_flops_dense["fp32"] == 14.32e12
+    assert roof.peak_dtype == "fp32" and "Same as FP32" in roof.peak_source
+    assert roof_for(kb.hardware("h100-sxm-80gb"), "fp16").peak_source is None
