@@ -198,3 +198,20 @@ def test_quantizing_never_adds_bytes(models, weight, kv):
         for a, b in zip(getattr(base, phase).operators, getattr(quantized, phase).operators):
             assert b.bytes_at(129) <= a.bytes_at(129)
     assert quantized.memory.total_bytes <= base.memory.total_bytes
+
+
+# llama-bench measurements of LLaMA 3 8B with F16 weights, single sequence (XiongjieDai/GPU-Benchmarks-on-
+# LLM-Inference README @aa72e0e, 'LLaMA 3' tables; shipped in shared/calibration/measurements.csv):
+# (hardware, prompt tokens/s at pp 512, generated tokens/s at tg 512)
+LLAMA_BENCH_F16 = [("rtx-4090-24gb", 9382.00, 54.84), ("apple-m3-max", 769.84, 22.04)]
+
+
+@pytest.mark.parametrize(("hardware", "pp512", "tg512"), LLAMA_BENCH_F16)
+def test_estimates_land_near_published_llama_bench_results(kb, hardware, pp512, tg512):
+    """With the cited efficiency defaults, prefill and decode speed within 25% of the measurement."""
+    arch = kb.model("llama-3-8b").architecture()
+    device = kb.hardware(hardware)
+    prefill = estimate(build_workload(arch, WorkloadRequest(batch=1, prompt_tokens=512, output_tokens=1)), device)
+    decode = decode_at(build_workload(arch, WorkloadRequest(batch=1, prompt_tokens=1, output_tokens=512)), device, 256)
+    assert 512 / prefill.ttft_s == pytest.approx(pp512, rel=0.25)
+    assert 1 / decode.time_s == pytest.approx(tg512, rel=0.25)
