@@ -111,10 +111,8 @@ class HardwareSpec:
 
     def processors(self) -> dict[str, Processor]:
         """Each processor with its published peaks; they all share the device's memory bandwidth."""
-        found = {}
-        if self.peak_flops_dense or self.kind not in ("npu",):
-            found[self.main_processor] = Processor(self.main_processor, dict(self.peak_flops_dense),
-                                                   executes=dict(self.executes))
+        found = {self.main_processor: Processor(self.main_processor, dict(self.peak_flops_dense),
+                                                executes=dict(self.executes))}
         if self.npu_peak_ops_per_s is not None:
             peaks = {self.npu_peak_dtype: self.npu_peak_ops_per_s} if self.npu_peak_dtype else {}
             note = "" if self.npu_peak_dtype else "no source read states the precision of the NPU figure"

@@ -215,3 +215,28 @@ def test_estimates_land_near_published_llama_bench_results(kb, hardware, pp512, 
     decode = decode_at(build_workload(arch, WorkloadRequest(batch=1, prompt_tokens=1, output_tokens=512)), device, 256)
     assert 512 / prefill.ttft_s == pytest.approx(pp512, rel=0.25)
     assert 1 / decode.time_s == pytest.approx(tg512, rel=0.25)
+
+
+def test_every_device_in_the_registry_analyzes_or_names_the_missing_peak(kb):
+    """GPUs, CPUs, Apple silicon, TPUs, NPUs: each runs with a precision it publishes a peak for."""
+    arch = kb.model("tinyllama-1.1b").architecture()
+    workload_for = {}
+    analyzed, refused = [], []
+    for spec in kb.hardware_list():
+        processor = spec.default_processor()
+        peaks = spec.processors()[processor].peaks
+        dtype = next((d for d in ("fp16", "bf16", "int8", "fp32") if d in peaks), None)
+        if dtype is None:
+            with pytest.raises(MissingPeakError, match=f"hardware '{spec.id}' {processor} has no published fp16 peak"):
+                estimate(build_workload(arch, WorkloadRequest(batch=1, prompt_tokens=64, output_tokens=8)), spec)
+            refused.append(spec.id)
+            continue
+        if dtype not in workload_for:
+            workload_for[dtype] = build_workload(arch, WorkloadRequest(batch=1, prompt_tokens=64, output_tokens=8,
+                                                                       weight_dtype=dtype, activation_dtype=dtype))
+        result = estimate(workload_for[dtype], spec)
+        assert result.ttft_s > 0 and result.tpot_s > 0
+        analyzed.append(spec.id)
+    assert {"xeon-platinum-8480plus", "apple-m2-ultra", "tpu-v5e", "snapdragon-8-gen-3", "h100-sxm-80gb"} <= set(analyzed)
+    # no published peak for any precision (see their notes): an error, never a made-up number
+    assert set(refused) == {"apple-m4-max", "snapdragon-8-gen-2", "snapdragon-8-elite", "snapdragon-8-elite-gen-5"}
