@@ -109,6 +109,11 @@ class HardwareSpec:
     def _processors(self) -> dict[str, Processor]:
         return self.processors()
 
+    @cached_property
+    def roof_cache(self) -> dict:
+        """Roofs already derived from this (immutable) spec, kept by llmeff.roofline.roof_for."""
+        return {}
+
     def processors(self) -> dict[str, Processor]:
         """Each processor with its published peaks; they all share the device's memory bandwidth."""
         found = {self.main_processor: Processor(self.main_processor, dict(self.peak_flops_dense),

@@ -80,6 +80,8 @@ class PhaseEstimate:
     kv_bytes_column: np.ndarray
     roofline_time_column: np.ndarray
     time_column: np.ndarray
+    total_roofline_time_s: float  # sums of the two time columns, computed once
+    total_time_s: float
 
     @cached_property
     def flops(self) -> float:
@@ -89,13 +91,13 @@ class PhaseEstimate:
     def bytes(self) -> float:
         return float((self.weight_bytes_column + self.activation_bytes_column + self.kv_bytes_column).sum())
 
-    @cached_property
+    @property
     def time_s(self) -> float:
-        return float(self.time_column.sum())
+        return self.total_time_s
 
-    @cached_property
+    @property
     def roofline_time_s(self) -> float:
-        return float(self.roofline_time_column.sum())
+        return self.total_roofline_time_s
 
     @property
     def operators(self) -> tuple[OperatorEstimate, ...]:
@@ -163,12 +165,17 @@ def roof_for(spec: HardwareSpec, dtype: str, *, processor: str | None = None,
     A processor with no published peak for ``dtype`` is an error naming what is missing: llmeff
     never substitutes another precision's peak.
     """
+    if efficiency is None:  # the common case: remember the device's roof per precision and processor
+        key = (dtype, processor)
+        if key not in spec.roof_cache:
+            spec.roof_cache[key] = roof_for(spec, dtype, processor=processor, efficiency=spec.efficiency)
+        return spec.roof_cache[key]
     processor = processor or spec.default_processor()
     peak, peak_dtype, peak_source = spec.processor_rate(processor, dtype)
     return Roof(
         peak_flops=peak,
         bandwidth_bytes_per_s=spec.memory_bandwidth_bytes_per_s,
-        efficiency=spec.efficiency if efficiency is None else efficiency,
+        efficiency=efficiency,
         processor=processor,
         peak_dtype=peak_dtype,
         peak_source=peak_source,
@@ -223,57 +230,71 @@ def _phase_at(phase: Phase, roof: Roof, *, context: int, label: str) -> PhaseEst
     pure = np.maximum(flops / roof.peak_flops, moved / roof.bandwidth_bytes_per_s)
     real = np.maximum(flops / roof.effective_flops, moved / roof.effective_bandwidth)
     real = real + t.layers * roof.efficiency.kernel_overhead_s
-    return PhaseEstimate(phase.name, label, t, roof.ridge_point, flops, weight, act, kv, pure, real)
+    return PhaseEstimate(phase.name, label, t, roof.ridge_point, flops, weight, act, kv, pure, real,
+                         float(pure.sum()), float(real.sum()))
 
 
 def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEstimate:
     """Every operator averaged over the decode steps with contexts ``first..last`` (closed form).
 
-    The terms are stacked so that numpy walks them together: FLOPs, activation and KV bytes in one
-    product, the pure and the efficiency-adjusted roofline in one sum of maxima.
+    Most rows do not depend on the context (a GEMM reads the same weights at every step): their
+    average is their value. The few that do (attention over the KV cache) are summed exactly in
+    ``_sum_max``; FLOPs and bytes, being linear, average to their value at the mean context.
     """
     t = phase.table
     steps = last - first + 1
-    lo = float(first)
-    capped = bool(np.isfinite(t.context_cap).any())
-    if capped:  # split each row's range at its cap: rising part (x = c) and flat rest (x = cap)
-        hi = np.minimum(float(last), np.floor(t.context_cap))
-        flat_count = np.maximum(last - np.maximum(lo, hi + 1.0) + 1.0, 0.0)
-        at_cap = np.where(flat_count > 0, t.context_cap, 0.0)
-        mean_x = (np.maximum(hi - lo + 1.0, 0.0) * (lo + hi) / 2.0 + flat_count * at_cap) / steps
+    cap = t.context_cap
+    capped = bool(cap.min() < np.inf)
+    if capped:  # mean of x = min(c, cap) over the steps, per row
+        hi = np.minimum(float(last), np.floor(cap))
+        flat_count = np.maximum(last - np.maximum(float(first), hi + 1.0) + 1.0, 0.0)
+        at_cap = np.where(flat_count > 0, cap, 0.0)
+        mean_x = (np.maximum(hi - first + 1.0, 0.0) * (first + hi) / 2.0 + flat_count * at_cap) / steps
     else:
-        hi = float(last)
-        mean_x = (lo + hi) / 2.0
-    bases = np.array([t.flops_base, t.activation_bytes_base, t.kv_bytes_base])
-    slopes = np.array([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context])
-    means = (bases + slopes * mean_x) * t.layers
-    flops_rate = np.array([[roof.peak_flops], [roof.effective_flops]])
-    byte_rate = np.array([[roof.bandwidth_bytes_per_s], [roof.effective_bandwidth]])
-    a0, a1 = t.flops_base / flops_rate, t.flops_per_context / flops_rate
-    b0 = (t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base) / byte_rate
-    b1 = (t.activation_bytes_per_context + t.kv_bytes_per_context) / byte_rate
-    totals = _sum_of_max(a0, a1, b0, b1, lo, hi)
-    if capped:
-        totals = totals + flat_count * np.maximum(a0 + a1 * at_cap, b0 + b1 * at_cap)
-    pure, real = totals * (t.layers / steps)
+        mean_x = (first + last) / 2.0
+    means = (np.array([t.flops_base, t.activation_bytes_base, t.kv_bytes_base])
+             + np.array([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context]) * mean_x)
+    flops, act, kv = means * t.layers
+    rates = ((roof.peak_flops, roof.bandwidth_bytes_per_s), (roof.effective_flops, roof.effective_bandwidth))
+    moved_base = t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base
+    moved_slope = t.activation_bytes_per_context + t.kv_bytes_per_context
+    per_step = []
+    sloped = np.flatnonzero(t.flops_per_context + moved_slope)
+    for flops_rate, byte_rate in rates:
+        times = np.maximum(t.flops_base / flops_rate, moved_base / byte_rate)  # context-free rows
+        for i in sloped:
+            times[i] = _sum_max(t.flops_base[i] / flops_rate, t.flops_per_context[i] / flops_rate,
+                                moved_base[i] / byte_rate, moved_slope[i] / byte_rate,
+                                first, last, cap[i]) / steps
+        per_step.append(times * t.layers)
+    pure, real = per_step
     real = real + t.layers * roof.efficiency.kernel_overhead_s
     return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", t, roof.ridge_point,
-                         means[0], t.weight_bytes * t.layers, means[1], means[2], pure, real)
+                         flops, t.weight_bytes * t.layers, act, kv, pure, real, float(pure.sum()), float(real.sum()))
 
 
-def _sum_of_max(a0, a1, b0, b1, lo: float, hi) -> np.ndarray:
-    """Exact sum over integer c in lo..hi of max(a0 + a1 c, b0 + b1 c), elementwise.
+def _sum_linear(base: float, slope: float, first: int, last: int) -> float:
+    """Sum of base + slope * c over integer c in first..last."""
+    count = last - first + 1
+    return count * base + slope * (first + last) * count / 2.0 if count > 0 else 0.0
 
-    max(A, B) = B + max(A - B, 0), and A - B = d0 + d1 c is positive on one side of its root only,
-    so both sums are arithmetic series over known integer ranges.
+
+def _sum_max(a0: float, a1: float, b0: float, b1: float, first: int, last: int, cap: float) -> float:
+    """Exact sum over integer c in first..last of max(a0 + a1 x, b0 + b1 x), with x = min(c, cap).
+
+    Two lines cross at most once, so the range splits at the crossing into two parts on each of
+    which one line wins; past the cap the value is constant.
     """
-    count = np.maximum(hi - lo + 1.0, 0.0)
-    total = count * b0 + b1 * (lo + hi) * count / 2.0
-    d0, d1 = a0 - b0, a1 - b1
-    root = np.divide(-d0, d1, out=np.where(d0 > 0, np.inf, -np.inf), where=d1 != 0)
-    # where A - B > 0: c above the root when d1 > 0, below it when d1 < 0, everywhere or nowhere when d1 == 0
-    rising = d1 > 0
-    p = np.where(rising, np.maximum(lo, np.floor(root) + 1.0), lo)
-    q = np.where(rising, hi, np.clip(np.ceil(root) - 1.0, lo - 1.0, hi))  # clipped: no infinite bounds
-    m = np.maximum(q - p + 1.0, 0.0)
-    return total + m * d0 + d1 * (p + q) * m / 2.0
+    if first > last:
+        return 0.0
+    if last > cap:
+        rising = _sum_max(a0, a1, b0, b1, first, int(cap), math.inf) if first <= cap else 0.0
+        flat_steps = last - max(first, int(cap) + 1) + 1
+        return rising + flat_steps * max(a0 + a1 * cap, b0 + b1 * cap)
+    if a1 == b1:
+        return _sum_linear(max(a0, b0), a1, first, last)
+    split = math.floor((b0 - a0) / (a1 - b1))  # the lines meet between split and split + 1
+    if first <= split < last:
+        return _sum_max(a0, a1, b0, b1, first, split, cap) + _sum_max(a0, a1, b0, b1, split + 1, last, cap)
+    mid = (first + last) / 2.0
+    return _sum_linear(a0, a1, first, last) if a0 + a1 * mid >= b0 + b1 * mid else _sum_linear(b0, b1, first, last)

@@ -157,7 +157,7 @@ class TableTemplate:
                              monomials, coefficients)
 
     def evaluate(self, variables: dict[str, float]) -> list[OperatorTable]:
-        values = np.array([math.prod(variables[v] for v in m) for m in self.monomials])
+        values = np.array([math.prod([variables[v] for v in m]) for m in self.monomials])
         # inf (no context cap) only ever multiplies the constant monomial, so no inf x 0 arises
         flat = values @ self.coefficients
         tables, start, width = [], 0, len(NUMERIC_COLUMNS)
