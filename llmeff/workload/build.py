@@ -34,7 +34,6 @@ SCAN_FLOPS_PER_STATE = 8  # Mamba: discretise A and B (2 each), update state (2)
 NORM_WEIGHT_BYTES = 2  # norm scales stay in 16-bit even when the GEMM weights are quantized
 
 
-
 def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str = "model") -> Workload:
     """Operators of prefill and of one decode step, and the memory footprint, for ``request``."""
     request = request.validated(max_context=arch.max_position_embeddings)
