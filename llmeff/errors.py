@@ -73,3 +73,11 @@ def suggest(wanted: str, known: Iterable[str], aliases: Mapping[str, str] | None
         if len(picks) == limit:
             break
     return picks
+
+
+class TechniqueNotApplicableError(LlmeffError):
+    """A technique cannot apply to this workload on this device; the message says why."""
+
+
+class PluginError(LlmeffError):
+    """A technique plugin that cannot be loaded, or two plugins claiming one id."""

@@ -30,6 +30,8 @@ class Roof:
     processor: str = "gpu"
     peak_dtype: str = ""  # the precision whose published peak this is (differs when a rule says so)
     peak_source: str | None = None  # the source of that rule
+    hardware: HardwareSpec | None = None  # for rows a plugin moved to another precision, processor or link
+    dtype: str = ""  # the analysis's compute precision (rows in another one look their peak up)
 
     @property
     def effective_flops(self) -> float:
@@ -39,10 +41,48 @@ class Roof:
     def effective_bandwidth(self) -> float:
         return self.bandwidth_bytes_per_s * self.efficiency.bandwidth_fraction
 
+    def row_rates(self, table: OperatorTable) -> tuple:
+        """(pure FLOP/s, pure bytes/s, effective FLOP/s, effective bytes/s), each a scalar or per row.
+
+        Scalars when every row runs in the analysis's precision on its processor (the usual case);
+        otherwise each row's rate comes from its own precision and resource: another processor of
+        the device (same memory), or a link (interconnect, host link) whose bytes carry no FLOPs.
+        """
+        if set(table.dtypes) <= {self.dtype} and set(table.resources) <= {"compute"}:
+            return self.peak_flops, self.bandwidth_bytes_per_s, self.effective_flops, self.effective_bandwidth
+        peaks, bandwidths, compute_fraction, bandwidth_fraction = [], [], [], []
+        for dtype, resource in zip(table.dtypes, table.resources):
+            if resource in LINKS:
+                peaks.append(math.inf)
+                bandwidths.append(link_bandwidth(self.hardware, resource))
+                compute_fraction.append(1.0)
+                bandwidth_fraction.append(1.0)  # no published link-efficiency measurement: nominal
+                continue
+            processor = self.processor if resource == "compute" else resource
+            peaks.append(self.hardware.processor_rate(processor, dtype)[0])
+            bandwidths.append(self.bandwidth_bytes_per_s)
+            compute_fraction.append(self.efficiency.compute_fraction)
+            bandwidth_fraction.append(self.efficiency.bandwidth_fraction)
+        peak, bandwidth = np.array(peaks), np.array(bandwidths)
+        return peak, bandwidth, peak * np.array(compute_fraction), bandwidth * np.array(bandwidth_fraction)
+
     @property
     def ridge_point(self) -> float:
         """FLOP per byte at which the pure roofline turns from memory- to compute-bound."""
         return self.peak_flops / self.bandwidth_bytes_per_s
+
+
+LINKS = ("interconnect", "host-link")
+
+
+def link_bandwidth(spec: HardwareSpec, resource: str) -> float:
+    """Bytes per second one way over a device's link; a missing link is an error naming it."""
+    link = spec.interconnect if resource == "interconnect" else spec.host_link
+    if link is None or link.bandwidth_bytes_per_s is None:
+        raise InvalidInputError(f"hardware '{spec.id}' lists no {resource} bandwidth", field="resource")
+    # the sheet records what the vendor prints; a figure it calls bidirectional is the sum of both ways
+    bidirectional = "bidirectional" in (link.note or "")
+    return link.bandwidth_bytes_per_s / 2 if bidirectional else link.bandwidth_bytes_per_s
 
 
 @dataclass(frozen=True)
@@ -179,6 +219,8 @@ def roof_for(spec: HardwareSpec, dtype: str, *, processor: str | None = None,
         processor=processor,
         peak_dtype=peak_dtype,
         peak_source=peak_source,
+        hardware=spec,
+        dtype=dtype,
     )
 
 
@@ -193,7 +235,9 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
     steps = max(0, last - first + 1)
     decode = _phase_average(workload.decode, roof, first, last) if steps else _phase_at(
         workload.decode, roof, context=first, label=f"context {first} (no decode step: one output token)")
-    decode_total = decode.time_s * steps
+    # a step yields decode_tokens_per_step tokens per sequence (more than one with speculation)
+    per_token = decode.time_s / workload.decode_tokens_per_step
+    decode_total = per_token * steps
     return Estimate(
         workload=workload,
         hardware_id=spec.id,
@@ -202,10 +246,10 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
         prefill=prefill,
         decode=decode,
         ttft_s=prefill.time_s,
-        tpot_s=decode.time_s if steps else 0.0,
+        tpot_s=per_token if steps else 0.0,
         e2e_latency_s=prefill.time_s + decode_total,
         roofline_ttft_s=prefill.roofline_time_s,
-        roofline_tpot_s=decode.roofline_time_s if steps else 0.0,
+        roofline_tpot_s=decode.roofline_time_s / workload.decode_tokens_per_step if steps else 0.0,
         memory=MemoryVerdict(workload.memory, spec.memory_capacity_bytes),
     )
 
@@ -227,8 +271,9 @@ def _phase_at(phase: Phase, roof: Roof, *, context: int, label: str) -> PhaseEst
     act = (t.activation_bytes_base + t.activation_bytes_per_context * x) * t.layers
     kv = (t.kv_bytes_base + t.kv_bytes_per_context * x) * t.layers
     moved = weight + act + kv
-    pure = np.maximum(flops / roof.peak_flops, moved / roof.bandwidth_bytes_per_s)
-    real = np.maximum(flops / roof.effective_flops, moved / roof.effective_bandwidth)
+    peak, bandwidth, effective_peak, effective_bandwidth = roof.row_rates(t)
+    pure = np.maximum(flops / peak, moved / bandwidth)
+    real = np.maximum(flops / effective_peak, moved / effective_bandwidth)
     real = real + t.layers * roof.efficiency.kernel_overhead_s
     return PhaseEstimate(phase.name, label, t, roof.ridge_point, flops, weight, act, kv, pure, real,
                          float(pure.sum()), float(real.sum()))
@@ -255,7 +300,8 @@ def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEsti
     means = (np.array([t.flops_base, t.activation_bytes_base, t.kv_bytes_base])
              + np.array([t.flops_per_context, t.activation_bytes_per_context, t.kv_bytes_per_context]) * mean_x)
     flops, act, kv = means * t.layers
-    rates = ((roof.peak_flops, roof.bandwidth_bytes_per_s), (roof.effective_flops, roof.effective_bandwidth))
+    peak, bandwidth, effective_peak, effective_bandwidth = roof.row_rates(t)
+    rates = ((peak, bandwidth), (effective_peak, effective_bandwidth))
     moved_base = t.weight_bytes + t.activation_bytes_base + t.kv_bytes_base
     moved_slope = t.activation_bytes_per_context + t.kv_bytes_per_context
     per_step = []
@@ -263,8 +309,10 @@ def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEsti
     for flops_rate, byte_rate in rates:
         times = np.maximum(t.flops_base / flops_rate, moved_base / byte_rate)  # context-free rows
         for i in sloped:
-            times[i] = _sum_max(t.flops_base[i] / flops_rate, t.flops_per_context[i] / flops_rate,
-                                moved_base[i] / byte_rate, moved_slope[i] / byte_rate,
+            row_flops = flops_rate if np.isscalar(flops_rate) else flops_rate[i]
+            row_bytes = byte_rate if np.isscalar(byte_rate) else byte_rate[i]
+            times[i] = _sum_max(t.flops_base[i] / row_flops, t.flops_per_context[i] / row_flops,
+                                moved_base[i] / row_bytes, moved_slope[i] / row_bytes,
                                 first, last, cap[i]) / steps
         per_step.append(times * t.layers)
     pure, real = per_step

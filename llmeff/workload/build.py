@@ -71,6 +71,7 @@ def build_workload(arch: Architecture, request: WorkloadRequest, *, model: str =
         memory=memory,
         kv_bytes_per_token=len(arch.attention_layer_indices) * arch.kv_cache_elements_per_token_per_layer * kv,
         assumptions=tuple(assumptions),
+        architecture=arch,
     )
 
 

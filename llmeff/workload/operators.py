@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from llmeff.workload.poly import Poly
+
+if TYPE_CHECKING:
+    from llmeff.architectures import Architecture
+    from llmeff.techniques.contract import AppliedTechnique
 
 # Columns of numbers, per row (per kernel, for the whole batch, per layer that runs it).
 NUMERIC_COLUMNS = (
@@ -210,3 +215,7 @@ class Workload:
     memory: MemoryFootprint
     kv_bytes_per_token: float  # whole model, one sequence
     assumptions: tuple[str, ...] = ()
+    architecture: "Architecture | None" = None  # what the tables were built from (plugins read shapes here)
+    decode_tokens_per_step: float = 1.0  # expected tokens each decode step yields per sequence (speculation)
+    devices: int = 1  # devices one model instance spans; tables and memory are per device
+    applied: tuple["AppliedTechnique", ...] = ()  # what technique plugins did to it, in order
