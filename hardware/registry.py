@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 from llmeff.db import resolve_id
-from llmeff.hardware.specs import IDEAL, Efficiency, HardwareSpec, Link
+from llmeff.hardware.specs import IDEAL, Efficiency, HardwareSpec, Link, Processor
 
 
 def resolve_hardware_id(conn: sqlite3.Connection, wanted: str) -> str:
@@ -39,6 +39,8 @@ def _spec(row: sqlite3.Row, peaks: dict[str, float], aliases: tuple[str, ...]) -
         features=tuple(json.loads(row["features"])),
         efficiency=_efficiency(row),
         executes={dtype: (rate, source) for dtype, (rate, source) in json.loads(row["executes"]).items()},
+        extra_processors={name: Processor(name, proc["peaks"], proc.get("note") or "; ".join(proc["sources"]))
+                          for name, proc in json.loads(row["processors"]).items()},
         aliases=aliases,
         sources=tuple(json.loads(row["sources"])),
         unverified=tuple(json.loads(row["unverified"])),

@@ -80,6 +80,7 @@ class HardwareSpec:
     efficiency: Efficiency = IDEAL
     # a precision without a published peak that runs at another one's rate: dtype -> (rate, source)
     executes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    extra_processors: dict[str, Processor] = field(default_factory=dict)  # a SoC's CPU cluster, DSP, ...
     aliases: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     unverified: tuple[str, ...] = ()
@@ -122,6 +123,7 @@ class HardwareSpec:
             peaks = {self.npu_peak_dtype: self.npu_peak_ops_per_s} if self.npu_peak_dtype else {}
             note = "" if self.npu_peak_dtype else "no source read states the precision of the NPU figure"
             found["npu"] = Processor("npu", peaks, note)
+        found.update(self.extra_processors)
         return found
 
     def default_processor(self) -> str:

@@ -126,7 +126,7 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
     for hid, h in sorted(shipped.hardware.items()):
         # Scalar fields share their names with the table; lists become JSON, links two column groups.
         scalars = h.model_dump(exclude={"aliases", "peak_flops_dense", "interconnect", "host_link", "features",
-                                        "sources", "unverified", "efficiency", "executes"})
+                                        "sources", "unverified", "efficiency", "executes", "processors"})
         session.add(
             tables.Hardware(
                 **scalars,
@@ -135,6 +135,7 @@ def _add_hardware(session: Session, shipped: ShippedData) -> None:
                 **_efficiency_columns(h, shipped),
                 features=_json(sorted(h.features)),
                 executes=_json({dtype: [rule.rate, rule.source] for dtype, rule in h.executes.items()}),
+                processors=_json({name: proc.model_dump() for name, proc in h.processors.items()}),
                 sources=_json(h.sources),
                 unverified=_json(h.unverified),
                 source_file=shipped.file_of("hardware", hid),

@@ -175,6 +175,15 @@ class ExecutesRule(Strict):
     source: str = Field(min_length=10)
 
 
+class ProcessorFile(Strict):
+    """Another processor of a system-on-chip (e.g. its CPU cluster), with its own sourced peaks."""
+
+    peaks: dict[Literal[DTYPES], float] = Field(min_length=1)  # type: ignore[valid-type]
+    sources: list[str] = Field(min_length=1)
+    unverified: list[str] = []
+    note: str | None = None
+
+
 class EfficiencyFile(Strict):
     """Measured efficiency of a device (or a device class, in data/efficiency.toml), with its source."""
 
@@ -215,6 +224,7 @@ class HardwareFile(Strict):
     features: list[Literal[CAPABILITIES]] = []  # type: ignore[valid-type]
     efficiency: EfficiencyFile | None = None  # overrides the class default of data/efficiency.toml
     executes: dict[Literal[DTYPES], ExecutesRule] = {}  # type: ignore[valid-type]
+    processors: dict[Literal["cpu", "gpu", "npu", "dsp"], ProcessorFile] = {}  # type: ignore[valid-type]
     sources: list[str] = Field(min_length=1)
     unverified: list[str] = []
     notes: str | None = None

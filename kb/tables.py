@@ -134,6 +134,7 @@ class Hardware(SQLModel, table=True):
     price_usd_per_hour: float | None = None
     features: str  # JSON list of capability tags stated by the sources
     executes: str = "{}"  # JSON: precision -> [the published rate it runs at, source]
+    processors: str = "{}"  # JSON: further processors of a SoC -> {peaks, sources, unverified, note}
     # the device's own [efficiency], else its class default (data/efficiency.toml), else ideal
     efficiency_compute_fraction: float = 1.0
     efficiency_bandwidth_fraction: float = 1.0

@@ -274,9 +274,9 @@ def _phase_at(phase: Phase, roof: Roof, *, context: int, label: str) -> PhaseEst
     peak, bandwidth, effective_peak, effective_bandwidth = roof.row_rates(t)
     pure = np.maximum(flops / peak, moved / bandwidth)
     real = np.maximum(flops / effective_peak, moved / effective_bandwidth)
-    real = real + t.layers * roof.efficiency.kernel_overhead_s
+    real = real + t.layers * (roof.efficiency.kernel_overhead_s * phase.kernel_overhead_factor)
     return PhaseEstimate(phase.name, label, t, roof.ridge_point, flops, weight, act, kv, pure, real,
-                         float(pure.sum()), float(real.sum()))
+                         _phase_total(phase, pure), _phase_total(phase, real))
 
 
 def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEstimate:
@@ -316,9 +316,20 @@ def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEsti
                                 first, last, cap[i]) / steps
         per_step.append(times * t.layers)
     pure, real = per_step
-    real = real + t.layers * roof.efficiency.kernel_overhead_s
+    real = real + t.layers * (roof.efficiency.kernel_overhead_s * phase.kernel_overhead_factor)
     return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", t, roof.ridge_point,
-                         flops, t.weight_bytes * t.layers, act, kv, pure, real, float(pure.sum()), float(real.sum()))
+                         flops, t.weight_bytes * t.layers, act, kv, pure, real,
+                         _phase_total(phase, pure), _phase_total(phase, real))
+
+
+def _phase_total(phase: Phase, times: np.ndarray) -> float:
+    """Rows run one after another; with overlap, each resource's rows run alongside the others'."""
+    if not phase.overlap_resources:
+        return float(times.sum())
+    per_resource: dict[str, float] = {}
+    for resource, time in zip(phase.table.resources, times):
+        per_resource[resource] = per_resource.get(resource, 0.0) + float(time)
+    return max(per_resource.values())
 
 
 def _sum_linear(base: float, slope: float, first: int, last: int) -> float:

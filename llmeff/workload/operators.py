@@ -180,6 +180,8 @@ class Phase:
     name: str  # "prefill" or "decode"
     table: OperatorTable
     tokens: int  # tokens processed per forward pass (batch x prompt for prefill, batch for decode)
+    kernel_overhead_factor: float = 1.0  # share of the per-kernel launch cost paid (CUDA graphs lower it)
+    overlap_resources: bool = False  # rows on different resources run concurrently (out-of-order scheduling)
 
     @property
     def operators(self) -> tuple[Operator, ...]:
