@@ -62,11 +62,17 @@ def analyze(
     activation_dtype: str = typer.Option("fp16", help="Compute precision; picks the hardware peak."),
     kv_dtype: str = typer.Option(None, help="KV-cache precision (default: the activation precision)."),
     decode_context: int = typer.Option(None, help="Also show one decode step at this context length."),
+    technique: list[str] = typer.Option(
+        [], "--technique", "-t",
+        help="Apply a technique: a plugin or knowledge-base id, with parameters after ':' "
+        "(e.g. weight-only-quant:bits=4,group_size=128). Repeatable; applied in stage order.",
+    ),
     json: bool = JSON,
 ) -> None:
     """Roofline analysis per operator for prefill and decode, with TTFT, TPOT, throughput and memory.
 
     Example: llmeff analyze --model llama-2-7b --hardware a100-sxm4-80gb --batch 8 --prompt-tokens 1024 --output-tokens 256
+    --technique weight-only-quant:bits=4,group_size=128 --technique flash-attention
     """
     from llmeff.analysis import AnalysisRequest
     from llmeff.analysis import analyze as run
@@ -80,6 +86,7 @@ def analyze(
             processor=processor,
             workload=WorkloadRequest(batch, prompt_tokens, output_tokens, weight_dtype, activation_dtype, kv_dtype),
             decode_context=decode_context,
+            techniques=tuple(technique),
             db=db_path(ctx),
         )
     )
@@ -104,6 +111,9 @@ def analyze(
                            f"per kernel ({_short(result.efficiency_source)})"),
         ],
     )
+    for applied in w.applied:
+        settings = ", ".join(f"{k}={v}" for k, v in applied.params.items())
+        render.bullet_list(f"Technique {applied.id} ({settings})", applied.changes)
     _phase_table("Prefill", e.prefill)
     _phase_table("Decode, per step", e.decode)
     if result.decode_at_context is not None:

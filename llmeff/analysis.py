@@ -23,6 +23,7 @@ class AnalysisRequest:
     processor: str | None = None  # default: the processor a user would pick (see HardwareSpec)
     workload: WorkloadRequest = field(default_factory=WorkloadRequest)
     decode_context: int | None = None  # also show one decode step at this context length
+    techniques: tuple[str, ...] = ()  # "plugin-or-technique-id[:name=value,...]", applied in stage order
     db: str | os.PathLike[str] | None = None
 
 
@@ -96,7 +97,37 @@ class Analysis:
                 "kv_bytes_per_token": w.kv_bytes_per_token,
             },
             "assumptions": list(w.assumptions),
+            "techniques": [to_jsonable(a) for a in w.applied],
+            "devices": w.devices,
+            "decode_tokens_per_step": w.decode_tokens_per_step,
         }
+
+
+def resolve_technique(text: str, kb) -> tuple:
+    """``text`` names a plugin (or a plugin alias), or a knowledge-base technique whose entry links one.
+
+    ``'weight-only-quant:bits=4,group_size=128'``, ``'flash-attention'`` (a KB entry) and ``'AWQ'`` (a KB
+    alias) all resolve; parameters after ':' go to the plugin.
+    """
+    from llmeff.errors import TechniqueNotApplicableError, UnknownIdError
+    from llmeff.techniques.pipeline import parse_technique
+    from llmeff.techniques.registry import get_plugin
+
+    name, sep, settings = text.partition(":")
+    try:
+        return parse_technique(text)
+    except UnknownIdError as plugin_miss:
+        try:
+            entry = kb.technique(name.strip())
+        except UnknownIdError:
+            raise plugin_miss from None
+    plugin_id = entry.summary.plugin
+    if plugin_id is None:
+        why = (f"it is captured by the {entry.summary.captured_by} record" if entry.summary.captured_by
+               else entry.modelable_reason)
+        raise TechniqueNotApplicableError(f"technique '{entry.summary.id}' has no cost-model plugin: {why}")
+    get_plugin(plugin_id)  # a planned plugin that is not installed is an error naming it
+    return parse_technique(plugin_id + sep + settings)
 
 
 def analyze(request: AnalysisRequest) -> Analysis:
@@ -113,7 +144,12 @@ def analyze(request: AnalysisRequest) -> Analysis:
             arch, label = record.architecture(), record.id
         else:
             arch, label = load_config_file(request.config), Path(request.config).as_posix()
+        chosen = [resolve_technique(text, kb) for text in request.techniques]
     workload = build_workload(arch, request.workload, model=label)
+    if chosen:
+        from llmeff.techniques.pipeline import apply_techniques
+
+        workload = apply_techniques(workload, spec, chosen)
     result = estimate(workload, spec, processor=request.processor)
     at_context = None
     if request.decode_context is not None:

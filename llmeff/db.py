@@ -15,7 +15,11 @@ from pathlib import Path
 
 from llmeff.errors import DatabaseError, UnknownIdError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# A digest of the tables' columns (kb/tables.py). tests/meta/test_schema_version.py recomputes it,
+# so a change to the tables cannot land without a new SCHEMA_VERSION, which makes existing
+# databases rebuild their shipped part instead of failing on a missing column.
+SCHEMA_FINGERPRINT = "2a19c2a92b7e5a0e"
 DB_FILE_NAME = "llmeff.db"
 META_TABLE = "llmeff_meta"
 
