@@ -181,3 +181,47 @@ def search(ctx: typer.Context, text: str = typer.Argument(..., help="Words to fi
         [(h.technique.id, h.technique.name, ", ".join(h.matched_in)) for h in hits],
         wrap=("name",),
     )
+
+
+@app.command()
+def plugins(ctx: typer.Context, json: bool = JSON) -> None:
+    """List the cost-model plugins: registered ones (with their distribution) and planned ones.
+
+    Example: llmeff techniques plugins
+    """
+    from llmeff.techniques.registry import load_plugins, plugin_infos
+
+    with _kb(ctx) as kb:
+        usage = kb.plugin_usage()
+    infos = plugin_infos()
+    loaded = load_plugins()
+    rows = []
+    for pid in sorted(set(infos) | set(usage)):
+        plugin = loaded.get(pid)
+        rows.append({
+            "id": pid,
+            "distribution": infos[pid].distribution if pid in infos else None,
+            "stage": plugin.stage if plugin else None,
+            "summary": plugin.summary if plugin else None,
+            "parameters": _parameters(plugin) if plugin else {},
+            "status": "installed" if plugin else "planned",
+            "used_by": usage.get(pid, []),
+        })
+    if json:
+        render.emit_json(rows)
+        return
+    render.table(
+        f"{sum(r['status'] == 'installed' for r in rows)} plugins installed, "
+        f"{sum(r['status'] == 'planned' for r in rows)} planned",
+        ["id", "stage", "distribution", "parameters", "used by"],
+        [(r["id"], r["stage"] or "(planned)", r["distribution"],
+          ", ".join(f"{k}={v}" for k, v in r["parameters"].items()), ", ".join(r["used_by"])) for r in rows],
+        wrap=("parameters", "used by"),
+    )
+
+
+def _parameters(plugin) -> dict:
+    """A plugin's parameters and their defaults."""
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(plugin.Params)}

@@ -131,6 +131,13 @@ class KnowledgeBase:
 
         return [node(c.id) for c in cats.values() if c.parent_id is None and c.tree == which]
 
+    def plugin_usage(self) -> dict[str, list[str]]:
+        """For every plugin id the knowledge base links to, the technique entries that use it."""
+        usage: dict[str, list[str]] = {}
+        for row in self._conn.execute("SELECT plugin, id FROM technique WHERE plugin IS NOT NULL ORDER BY id"):
+            usage.setdefault(row[0], []).append(row[1])
+        return usage
+
     # -- registries ---------------------------------------------------------------------------
 
     def hardware_list(self, *, kind: str | None = None, vendor: str | None = None) -> list[HardwareSpec]:
