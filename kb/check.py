@@ -101,6 +101,8 @@ def _check_techniques(shipped: ShippedData, installed: frozenset[str]) -> list[P
             if other in technique.compatible_with or (peer is not None and tid in peer.compatible_with):
                 bad(f"conflicts_with.{index}", f"'{other}' is marked both compatible and conflicting")
         plugin = technique.cost_model.plugin
+        if plugin is not None and plugin in installed and technique.cost_model.plugin_status == "planned":
+            bad("cost_model.plugin_status", f"plugin '{plugin}' is installed: drop plugin_status = \"planned\"")
         if plugin is not None and plugin not in installed:
             if technique.cost_model.plugin_status != "planned":
                 bad("cost_model.plugin", f"plugin '{plugin}' is not installed (entry-point group llmeff.techniques)")

@@ -126,7 +126,12 @@ def resolve_technique(text: str, kb) -> tuple:
         why = (f"it is captured by the {entry.summary.captured_by} record" if entry.summary.captured_by
                else entry.modelable_reason)
         raise TechniqueNotApplicableError(f"technique '{entry.summary.id}' has no cost-model plugin: {why}")
-    get_plugin(plugin_id)  # a planned plugin that is not installed is an error naming it
+    try:
+        get_plugin(plugin_id)
+    except UnknownIdError:
+        raise TechniqueNotApplicableError(
+            f"technique '{entry.summary.id}' links to the plugin '{plugin_id}', which is planned but not installed"
+        ) from None
     return parse_technique(plugin_id + sep + settings)
 
 
