@@ -95,3 +95,29 @@ def test_bad_input_is_one_line_exit_1(analyze, args, first_line):
 def test_non_numeric_option_is_a_usage_error(analyze):
     code, _, err = analyze("--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--batch", "eight")
     assert code == 2 and "Invalid value" in err
+
+
+def test_techniques_resolve_by_plugin_alias_or_knowledge_base_entry(analyze):
+    base = ["--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--json", "--prompt-tokens", "64"]
+    by_plugin = json.loads(analyze(*base, "--technique", "weight-only-quant:bits=4,group_size=128")[1])
+    by_entry_alias = json.loads(analyze(*base, "--technique", "AWQ:bits=4,group_size=128")[1])
+    assert by_plugin["totals"] == by_entry_alias["totals"]
+    assert [t["id"] for t in by_plugin["techniques"]] == ["weight-only-quant"]
+
+
+@pytest.mark.parametrize(
+    ("technique", "first_line"),
+    [
+        ("moe-ffn", "Error: technique 'moe-ffn' has no cost-model plugin: it is captured by the architecture record"),
+        ("knowledge-distillation-white-box", "Error: technique 'knowledge-distillation-white-box' has no cost-model "
+                                             "plugin: not a rewrite of the given model"),
+        ("weight-only-quant:bits=5", "Error: field 'bits': must be 2, 3, 4 or 8, got 5"),
+        ("weight-only-quant:bitz=4", "Error: field 'bitz': unknown parameter 'bitz' (parameters: bits, group_size"),
+        ("weight-only-quant:bits", "Error: field 'technique': 'bits' is not name=value"),
+        ("no-such-technique", "Error: unknown technique plugin 'no-such-technique'"),
+    ],
+)
+def test_technique_errors_are_one_line(analyze, technique, first_line):
+    code, out, err = analyze("--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--technique", technique)
+    assert code == 1 and out == ""
+    assert err.startswith(first_line) and err.count("\n") == 1
