@@ -132,6 +132,7 @@ class BaseTechnique:
     summary: ClassVar[str]
     Params: ClassVar[type[Params]]
     aliases: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[int] = 0  # within a stage, lower applies first (see techniques.pipeline)
 
     def param_space(self, workload: Workload, hardware: HardwareSpec) -> Iterable[Params]:
         return (self.Params(),)

@@ -11,7 +11,9 @@ from llmeff.workload.operators import Workload
 
 
 def apply_techniques(workload: Workload, hardware: HardwareSpec, chosen: Sequence[tuple[object, Params]]) -> Workload:
-    """Each (plugin, params) applied in stage order (data, model, system; ties keep the given order).
+    """Each (plugin, params) applied in stage order (data, model, system), then by the plugin's ``order``
+    within a stage (rewrites that others build on go first: fused attention before chunking, tensor
+    before pipeline parallelism), then in the order given.
 
     A plugin named twice is an error; one that cannot apply raises with its reason.
     """
@@ -19,7 +21,7 @@ def apply_techniques(workload: Workload, hardware: HardwareSpec, chosen: Sequenc
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise InvalidInputError(f"technique plugin '{repeated[0]}' given more than once", field="technique")
-    for plugin, params in sorted(chosen, key=lambda pair: STAGES.index(pair[0].stage)):
+    for plugin, params in sorted(chosen, key=lambda pair: (STAGES.index(pair[0].stage), getattr(pair[0], "order", 0))):
         verdict = plugin.applicability(workload, hardware, params)
         if not verdict.ok:
             raise TechniqueNotApplicableError(f"{plugin.id} cannot apply on {hardware.id}: {verdict.reason}")

@@ -55,6 +55,7 @@ def fuse(table: OperatorTable, flops_factor: float) -> OperatorTable:
 class FusedAttention(BaseTechnique):
     id = "fused-attention"
     stage = "system"
+    order = -10  # fuses the unfused attention rows that chunking and prefix caching then rewrite
     summary = "FlashAttention-style fused attention: no score-matrix round-trip; causal prefill skips masked blocks."
     aliases = ("flash-attention",)
     Params = FusedAttentionParams

@@ -34,7 +34,13 @@ def test_dangling_relation_id_is_named(data_copy):
 
 def test_unknown_plugin_is_named(data_copy):
     path = data_copy / "techniques" / "cuda-graphs.toml"
-    path.write_text(path.read_text().replace('plugin = "cuda-graphs"', 'plugin = "cuda-graph"'))
+    original = path.read_text()
+    path.write_text(original.replace('plugin = "cuda-graphs"', 'plugin = "cuda-graph"'))
+    assert _problems(data_copy) == [
+        "data/techniques/cuda-graphs.toml: field 'cost_model.plugin': "
+        "plugin 'cuda-graph' is not installed (entry-point group llmeff.techniques)"
+    ]
+    path.write_text(original.replace('plugin = "cuda-graphs"', 'plugin = "cuda-graph"\nplugin_status = "planned"'))
     assert _problems(data_copy) == [
         "data/techniques/cuda-graphs.toml: field 'cost_model.plugin': "
         "plugin 'cuda-graph' is neither installed nor listed in data/plugins.toml"
