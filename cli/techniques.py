@@ -112,7 +112,8 @@ def show(ctx: typer.Context, technique_id: str = typer.Argument(..., help="Id or
     unveiled = " > ".join(c.name for c in d.unveiled_path) or None
     if s.plugin:
         status = "installed" if d.plugin_installed else "planned, not yet implemented"
-        plugin = f"{s.plugin} ({status})"
+        settings = ", ".join(f"{k}={v}" for k, v in d.plugin_params.items())
+        plugin = f"{s.plugin} ({status})" + (f" with {settings}" if settings else "")
     elif s.captured_by:
         plugin = f"none needed: captured by the {s.captured_by} record"
     else:

@@ -79,6 +79,7 @@ def _add_techniques(session: Session, shipped: ShippedData) -> None:
                 modelable_reason=t.cost_model.reason,
                 plugin=t.cost_model.plugin,
                 plugin_status=t.cost_model.plugin_status,
+                plugin_params=_json(t.cost_model.params),
                 captured_by=t.cost_model.captured_by,
                 hardware_note=t.hardware.note,
                 conflict_notes=t.conflict_notes,

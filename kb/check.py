@@ -103,12 +103,28 @@ def _check_techniques(shipped: ShippedData, installed: frozenset[str]) -> list[P
         plugin = technique.cost_model.plugin
         if plugin is not None and plugin in installed and technique.cost_model.plugin_status == "planned":
             bad("cost_model.plugin_status", f"plugin '{plugin}' is installed: drop plugin_status = \"planned\"")
+        if plugin is not None and plugin in installed and technique.cost_model.params:
+            problems.extend(_params_problems(file, plugin, technique.cost_model.params))
         if plugin is not None and plugin not in installed:
             if technique.cost_model.plugin_status != "planned":
                 bad("cost_model.plugin", f"plugin '{plugin}' is not installed (entry-point group llmeff.techniques)")
             elif plugin not in planned:
                 bad("cost_model.plugin", f"plugin '{plugin}' is neither installed nor listed in data/plugins.toml")
     return problems
+
+
+def _params_problems(file: str, plugin_id: str, params: dict) -> list[Problem]:
+    """The entry's plugin settings must parse as that plugin's parameters."""
+    from llmeff.errors import LlmeffError
+    from llmeff.techniques.registry import get_plugin
+
+    try:
+        get_plugin(plugin_id).Params.parse({k: str(v) for k, v in params.items()})
+    except InvalidInputError as exc:
+        return [Problem(file, f"cost_model.params.{exc.field}" if exc.field else "cost_model.params", exc.detail)]
+    except LlmeffError as exc:
+        return [Problem(file, "cost_model.plugin", str(exc))]
+    return []
 
 
 def _check_aliases(shipped: ShippedData) -> list[Problem]:

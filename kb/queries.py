@@ -103,6 +103,7 @@ def technique_detail(conn: sqlite3.Connection, wanted: str, *, installed_plugins
         mechanism=row["mechanism"],
         modelable_reason=row["modelable_reason"],
         plugin_installed=row["plugin"] in installed_plugins,
+        plugin_params=json.loads(row["plugin_params"]),
         hardware_note=row["hardware_note"],
         notes=row["notes"],
         cost_effects=json.loads(row["cost_effects"]),

@@ -81,6 +81,7 @@ class TechniqueDetail(Record):
     mechanism: str
     modelable_reason: str
     plugin_installed: bool
+    plugin_params: dict
     hardware_note: str | None
     notes: str | None
     cost_effects: dict = field(default_factory=dict)

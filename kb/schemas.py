@@ -84,6 +84,7 @@ class CostModelLink(Strict):
     plugin: str | None = Field(default=None, pattern=ID_PATTERN)
     plugin_status: Literal["planned"] | None = None
     captured_by: Literal["architecture", "hardware"] | None = None
+    params: dict[str, str | int | float | bool] = {}  # the plugin's settings this entry stands for (AWQ: bits=4)
 
     @model_validator(mode="after")
     def _link_matches_level(self) -> "CostModelLink":
@@ -96,6 +97,8 @@ class CostModelLink(Strict):
             raise ValueError("give either plugin or captured_by, not both")
         if self.plugin_status is not None and self.plugin is None:
             raise ValueError("plugin_status needs a plugin")
+        if self.params and self.plugin is None:
+            raise ValueError("params are settings of a plugin: give the plugin too")
         return self
 
 

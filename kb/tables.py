@@ -61,6 +61,7 @@ class Technique(SQLModel, table=True):
     modelable_reason: str
     plugin: str | None = Field(default=None, index=True)
     plugin_status: str | None = None
+    plugin_params: str = "{}"  # JSON: the plugin settings this entry stands for
     captured_by: str | None = None
     hardware_note: str | None = None
     conflict_notes: str | None = None

@@ -132,7 +132,9 @@ def resolve_technique(text: str, kb) -> tuple:
         raise TechniqueNotApplicableError(
             f"technique '{entry.summary.id}' links to the plugin '{plugin_id}', which is planned but not installed"
         ) from None
-    return parse_technique(plugin_id + sep + settings)
+    # the entry's own settings (AWQ: bits=4, group_size=128), then what the user wrote
+    defaults = ",".join(f"{k}={v}" for k, v in entry.plugin_params.items())
+    return parse_technique(plugin_id + ":" + ",".join(x for x in (defaults, settings) if x))
 
 
 def analyze(request: AnalysisRequest) -> Analysis:

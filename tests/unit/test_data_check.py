@@ -94,3 +94,11 @@ def test_executes_rule_must_name_a_published_rate(data_copy):
     assert _problems(data_copy) == [
         "data/hardware/core-i9-13900k.toml: executes.fp16: there is no published bf16 peak to run at"
     ]
+
+
+def test_entry_plugin_settings_must_parse(data_copy):
+    path = data_copy / "techniques" / "weight-only-quant-awq.toml"
+    path.write_text(path.read_text().replace("bits = 4\n", "bits = 5\n", 1))
+    assert _problems(data_copy) == [
+        "data/techniques/weight-only-quant-awq.toml: field 'cost_model.params.bits': must be 2, 3, 4 or 8, got 5"
+    ]
