@@ -46,3 +46,16 @@ def test_sliding_window_groups_keep_their_caps(workload, device):
 def test_refuses_twice(workload, device):
     fused = PLUGIN.apply(workload(), device("h100-sxm-80gb"), FusedAttentionParams())
     assert not PLUGIN.applicability(fused, device("h100-sxm-80gb"), FusedAttentionParams()).ok
+
+
+def test_after_sparse_attention_the_causal_half_is_not_removed_twice(workload, device):
+    from llmeff.techniques.builtin.sparse_attention import PLUGIN as SPARSE
+    from llmeff.techniques.pipeline import apply_techniques
+
+    h100 = device("h100-sxm-80gb")
+    base = workload("llama-2-7b", prompt=4000, output=8)  # longer than BigBird's keys per query
+    sparse = SPARSE.apply(base, h100, SPARSE.Params())
+    both = apply_techniques(base, h100, [(PLUGIN, FusedAttentionParams()), (SPARSE, SPARSE.Params())])
+    unfused_rows = ("qk_matmul", "softmax", "sv_matmul")
+    counted = sum(sparse.prefill.table.row(sparse.prefill.table.index(n)).flops_base for n in unfused_rows)
+    assert _row(both, "prefill", "fused_attention").flops_base == pytest.approx(counted)
