@@ -72,6 +72,10 @@ class Params:
                 choices = ", ".join(known) or "none"
                 raise InvalidInputError(f"unknown parameter '{name}' (parameters: {choices})", field=name)
             converted[name] = _convert(text, hints[name], name)
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in converted
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise InvalidInputError(f"is required (e.g. {missing[0]}=...)", field=missing[0])
         return cls(**converted)
 
 
