@@ -18,7 +18,7 @@ FIVE = (
     "kv-cache-quant",
     "fused-attention",
     "cuda-graphs",
-    "speculative-decoding",
+    "speculative-decoding:draft_len=4,acceptance_rate=0.8,drafter=model,draft_cost_fraction=0.05",
 )
 
 
