@@ -55,6 +55,8 @@ class Params:
     def __post_init__(self) -> None:
         self.validate()
 
+    aliases: ClassVar[dict[str, str]] = {}  # short names accepted by parse, e.g. group -> group_size
+
     def validate(self) -> None:
         """Raise InvalidInputError naming the parameter when a value is out of its range."""
 
@@ -68,6 +70,7 @@ class Params:
         hints = typing.get_type_hints(cls)
         converted: dict[str, Any] = {}
         for name, text in values.items():
+            name = cls.aliases.get(name, name)
             if name not in known:
                 choices = ", ".join(known) or "none"
                 raise InvalidInputError(f"unknown parameter '{name}' (parameters: {choices})", field=name)

@@ -9,6 +9,7 @@ is unchanged: the gain is on memory-bound decode.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from llmeff.errors import InvalidInputError
 from llmeff.param_count import count_parameters
@@ -25,6 +26,7 @@ class WeightOnlyParams(Params):
     group_size: int = 128
     zero_point: bool = True  # asymmetric: a zero point per group, packed in `bits`
     lm_head: bool = False  # AWQ and GPTQ keep the LM head in 16-bit by default
+    aliases: ClassVar[dict[str, str]] = {"group": "group_size"}
 
     def validate(self) -> None:
         if self.bits not in (2, 3, 4, 8):

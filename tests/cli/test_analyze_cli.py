@@ -121,3 +121,14 @@ def test_technique_errors_are_one_line(analyze, technique, first_line):
     code, out, err = analyze("--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--technique", technique)
     assert code == 1 and out == ""
     assert err.startswith(first_line) and err.count("\n") == 1
+
+
+def test_the_issue_example_applies_in_stage_order_and_says_what_changed(analyze):
+    args = ["--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--batch", "8", "--prompt-tokens", "1024",
+            "--output-tokens", "256"]
+    code, out, _ = analyze(*args, "--technique", "weight-quant:bits=4,group=128", "--technique", "flash-attention")
+    assert code == 0
+    # model stage (weight quantization) before system stage (fused attention), each with its changes
+    assert out.index("Technique weight-only-quant") < out.index("Technique fused-attention")
+    assert "GEMM weights stored at 4.156 bits per weight" in out  # 4 + (16 + 4) / 128
+    assert "causal prefill computes 0.500 of the score square" in out  # (1024 + 1) / 2048

@@ -59,3 +59,13 @@ def test_quantitative_results_are_plentiful():
 def test_no_peak_is_recorded_as_zero_or_sparse_by_name():
     for hid, h in SHIPPED.hardware.items():
         assert all(v > 0 for v in h.peak_flops_dense.values()), hid
+
+
+def test_every_reference_resolves_and_every_built_in_is_referenced():
+    from llmeff.techniques.registry import plugin_infos
+
+    built_in = {pid for pid, info in plugin_infos().items() if info.distribution == "llmeff"}
+    referenced = {t.cost_model.plugin for t in SHIPPED.techniques.values() if t.cost_model.plugin}
+    assert referenced <= built_in  # nothing is left planned: every link resolves to an installed plugin
+    assert built_in <= referenced
+    assert len(built_in) >= 20
