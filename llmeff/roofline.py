@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from llmeff.errors import InvalidInputError
-from llmeff.hardware.specs import IDEAL, Efficiency, HardwareSpec
+from llmeff.hardware.specs import Efficiency, HardwareSpec
 from llmeff.workload.operators import MemoryFootprint, OperatorTable, Phase, Workload
 
 

@@ -18,16 +18,7 @@ import sys
 import tempfile
 import time
 
-
-def per_call(fn, repeat: int) -> float:
-    """Median over 5 batches of ``repeat`` calls, in seconds per call."""
-    samples = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        samples.append((time.perf_counter() - start) / repeat)
-    return statistics.median(samples)
+from _timing import per_call  # benchmarks/perf/_timing.py (this folder is on sys.path)
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
+
+from _timing import per_call  # benchmarks/perf/_timing.py (this folder is on sys.path)
 
 FIVE = (
     "weight-only-quant:bits=4,group_size=128",
@@ -20,16 +20,6 @@ FIVE = (
     "cuda-graphs",
     "speculative-decoding:draft_len=4,acceptance_rate=0.8,drafter=model,draft_cost_fraction=0.05",
 )
-
-
-def per_call(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        samples.append((time.perf_counter() - start) / repeat)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ wise transfer overlapped with the prefill compute, queueing and goodput.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
