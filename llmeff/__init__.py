@@ -18,6 +18,8 @@ __all__ = [
     "analyze",
     "AnalysisRequest",
     "WorkloadRequest",
+    "plan",
+    "PlanRequest",
 ]
 
 
@@ -34,6 +36,14 @@ def __getattr__(name: str):
         from llmeff import analysis
 
         return getattr(analysis, name)
+    if name == "plan":
+        from llmeff.planner.search import plan
+
+        return plan
+    if name == "PlanRequest":
+        from llmeff.planner.request import PlanRequest
+
+        return PlanRequest
     if name == "WorkloadRequest":
         from llmeff.workload.request import WorkloadRequest
 

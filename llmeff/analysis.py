@@ -137,20 +137,25 @@ def resolve_technique(text: str, kb) -> tuple:
     return parse_technique(plugin_id + ":" + ",".join(x for x in (defaults, settings) if x))
 
 
+def _load_model(kb, model: str | None, config) -> tuple:
+    """(Architecture, label) from a registry id or alias, or from a config.json path: exactly one of them."""
+    from llmeff.architectures import load_config_file
+
+    if (model is None) == (config is None):
+        raise InvalidInputError("give a model id or a config.json path (one of the two)", field="model")
+    if model is not None:
+        record = kb.model(model)
+        return record.architecture(), record.id
+    return load_config_file(config), Path(config).as_posix()
+
+
 def analyze(request: AnalysisRequest) -> Analysis:
     """Build the workload of the model and run it through the device's roofline."""
-    from llmeff.architectures import load_config_file
     from llmeff.kb.api import open_kb
 
-    if (request.model is None) == (request.config is None):
-        raise InvalidInputError("give a model id or a config.json path (one of the two)", field="model")
     with open_kb(request.db) as kb:
         spec = kb.hardware(request.hardware)
-        if request.model is not None:
-            record = kb.model(request.model)
-            arch, label = record.architecture(), record.id
-        else:
-            arch, label = load_config_file(request.config), Path(request.config).as_posix()
+        arch, label = _load_model(kb, request.model, request.config)
         chosen = [resolve_technique(text, kb) for text in request.techniques]
     workload = build_workload(arch, request.workload, model=label)
     if chosen:

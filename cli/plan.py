@@ -1,0 +1,77 @@
+"""``llmeff plan``: the combination of techniques that serves a model, device and workload best."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llmeff import units
+from llmeff.cli import render
+from llmeff.cli.options import JSON, db_path
+
+
+def plan(
+    ctx: typer.Context,
+    model: str = typer.Option(None, help="Model id or alias from 'llmeff models list'."),
+    config: Path = typer.Option(None, help="A Hugging Face config.json instead of --model."),
+    hardware: str = typer.Option(..., help="Hardware id or alias from 'llmeff hardware list'."),
+    devices: int = typer.Option(1, help="Devices one model instance may span (tensor parallelism)."),
+    batch: int = typer.Option(1, help="Sequences processed together."),
+    prompt_tokens: int = typer.Option(512, help="Prompt length per sequence."),
+    output_tokens: int = typer.Option(128, help="Generated tokens per sequence."),
+    max_ttft_ms: float = typer.Option(None, help="Time-to-first-token limit."),
+    max_tpot_ms: float = typer.Option(None, help="Time-per-output-token limit."),
+    accuracy_budget: float = typer.Option(None, help="Accepted accuracy loss in points (from reported results)."),
+    objective: str = typer.Option("throughput", help="throughput, tpot, ttft or memory."),
+    top: int = typer.Option(3, help="How many plans to show."),
+    require: list[str] = typer.Option([], help="Technique every plan must contain (repeatable)."),
+    exclude: list[str] = typer.Option([], help="Technique no plan may contain (repeatable)."),
+    search: str = typer.Option("greedy", help="greedy, or exhaustive (every combination, up to 20,000)."),
+    json: bool = JSON,
+) -> None:
+    """Recommend techniques for a model, device and workload under constraints, and say why.
+
+    Example: llmeff plan --model llama-2-70b --hardware a100-sxm4-80gb --devices 4 --batch 16
+    --prompt-tokens 2048 --output-tokens 256 --max-tpot-ms 50 --max-ttft-ms 2000 --accuracy-budget 1.0
+    """
+    from rich.progress import Progress
+
+    from llmeff.planner.request import PlanRequest
+    from llmeff.planner.search import plan as run
+    from llmeff.planner.search import plan_to_dict
+    from llmeff.workload.request import WorkloadRequest
+
+    request = PlanRequest(
+        hardware=hardware, model=model, config=config, devices=devices,
+        workload=WorkloadRequest(batch, prompt_tokens, output_tokens),
+        max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, accuracy_budget=accuracy_budget, objective=objective,
+        top=top, require=tuple(require), exclude=tuple(exclude), search=search, db=db_path(ctx),
+    )
+    with Progress(transient=True, disable=json, console=render.console) as bar:
+        task = bar.add_task("evaluating candidate plans", total=None)
+        result = run(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if json:
+        render.emit_json(plan_to_dict(result))
+        return
+    rows = [("baseline (no technique)", result.baseline)] + [(f"#{i}", c) for i, c in enumerate(result.ranked, 1)]
+    render.table(
+        f"{result.evaluated} candidate plans evaluated; objective {objective}",
+        ["plan", "techniques", "TTFT", "TPOT", "tokens/s", "memory", "accuracy", "constraints"],
+        [(name, " + ".join(o.plugin_id for o in c.options) or "-", f"{c.estimate.ttft_s * 1e3:.1f} ms", f"{c.estimate.tpot_s * 1e3:.2f} ms",
+          f"{c.estimate.output_tokens_per_s:,.0f}", units.bytes_(c.estimate.memory.footprint.total_bytes),
+          _accuracy(c), "ok" if c.feasible else "; ".join(c.violations)) for name, c in rows],
+        wrap=("techniques", "constraints", "accuracy"),
+    )
+    if result.recommendation is None:
+        render.console.print(f"[bold red]No plan satisfies the constraints.[/bold red] Binding: {result.binding}",
+                             highlight=False)
+    render.bullet_list("Why (the recommendation's settings in full)", result.explanation)
+
+
+def _accuracy(c) -> str:
+    kinds = {o.accuracy.kind for o in c.options}
+    parts = [f"reported -{c.accuracy_loss:g} pts"] if "known" in kinds else []
+    if c.accuracy_unknown:
+        parts.append(f"{len(c.accuracy_unknown)} unknown")
+    return ", ".join(parts) or "exact"

@@ -1,0 +1,1 @@
+"""The planner: which combination of techniques serves a model, device and workload best."""

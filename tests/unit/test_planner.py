@@ -1,0 +1,86 @@
+"""The planner against cases worked out from first principles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llmeff.errors import InvalidInputError
+from llmeff.planner.request import PlanRequest
+from llmeff.planner.search import plan, plan_to_dict
+from llmeff.workload.request import WorkloadRequest
+
+
+def _plan(kb_path, **kw):
+    workload = kw.pop("workload", WorkloadRequest(batch=1, prompt_tokens=512, output_tokens=64))
+    return plan(PlanRequest(db=kb_path, workload=workload, **kw))
+
+
+def _plugins(candidate):
+    return {o.plugin_id for o in candidate.options}
+
+
+def test_70b_in_fp16_does_not_fit_one_80gb_device_so_the_plan_shrinks_or_streams_weights(kb_path):
+    # 69B parameters x 2 bytes = 138 GB > 80 GB: without quantization or offloading nothing fits
+    result = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", objective="tpot")
+    assert result.baseline.violations[0].startswith("memory: needs")
+    best = result.recommendation
+    assert best is not None and best.estimate.memory.fits
+    assert _plugins(best) & {"weight-only-quant", "weight-activation-quant", "offloading", "structured-pruning",
+                             "low-rank-factorization"}
+
+
+def test_under_an_accuracy_budget_only_known_or_exact_choices_are_recommended(kb_path):
+    result = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", objective="tpot", accuracy_budget=1.0)
+    best = result.recommendation
+    assert best is not None and not best.accuracy_unknown  # unknown impacts are never taken as zero
+    assert "offloading" in _plugins(best)  # the one exact way to fit 138 GB of weights on an 80 GB device
+
+
+def test_no_plan_contains_two_conflicting_techniques(kb_path, kb):
+    result = _plan(kb_path, hardware="h100-sxm-80gb", model="llama-2-7b", search="exhaustive", max_candidates=400)
+    # an option stands for the entries that share its plugin setting; conflicts are between options
+    assert result.ranked
+    for candidate in result.ranked:
+        for a in candidate.options:
+            for b in candidate.options:
+                if a is not b:
+                    for e in a.entries:
+                        conflicting = {r.id for r in kb.technique(e).conflicts_with}
+                        assert not conflicting & set(b.entries), (e, candidate.label)
+
+
+def test_devices_force_tensor_parallelism_and_a_bad_split_is_an_error(kb_path):
+    result = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=4, accuracy_budget=0.0)
+    assert all("tensor-parallel" in _plugins(c) for c in result.ranked)
+    with pytest.raises(InvalidInputError, match="cannot be split over 3 devices: degree 3 does not divide the 64"):
+        _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"objective": "speed"}, "unknown objective 'speed'"),
+        ({"max_tpot_ms": -1.0}, "field 'max_tpot_ms': must be positive"),
+        ({"require": ("flash-attention",), "exclude": ("flash-attention",)}, "is both required and excluded"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(kb_path, change, message):
+    with pytest.raises(InvalidInputError, match=message):
+        _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-7b", **change)
+
+
+def test_cli_and_library_give_the_same_json(kb_path, capsys):
+    from llmeff.cli.app import main
+
+    args = ["--db", str(kb_path), "plan", "--model", "llama-2-7b", "--hardware", "rtx-4090-24gb", "--batch", "4",
+            "--prompt-tokens", "1024", "--output-tokens", "128", "--objective", "tpot", "--json"]
+    assert main(args) == 0
+    from_cli = json.loads(capsys.readouterr().out)
+    from_library = plan_to_dict(_plan(kb_path, hardware="rtx-4090-24gb", model="llama-2-7b", objective="tpot",
+                                      workload=WorkloadRequest(batch=4, prompt_tokens=1024, output_tokens=128)))
+    from llmeff.serialize import to_jsonable
+
+    assert from_cli["ranked"] == to_jsonable(from_library)["ranked"]
+    assert from_cli["recommendation"]["tpot_s"] < from_cli["baseline"]["tpot_s"]
