@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from llmeff.errors import InvalidInputError
-from llmeff.param_count import count_parameters
 from llmeff.precision import BYTES_PER_ELEMENT
+from llmeff.techniques.builtin._compression_helpers import memory_delta
 from llmeff.techniques.builtin._tables import rows_where, scale_rows, with_tables
 from llmeff.techniques.contract import OK, BaseTechnique, Params, refuse
 
@@ -64,10 +64,9 @@ class WeightOnlyQuant(BaseTechnique):
         for phase in (workload.prefill, workload.decode):
             table = phase.table
             tables.append(scale_rows(table, rows_where(table, quantized), weight_bytes=factor))
-        count = count_parameters(workload.architecture)
-        norms = sum(layer.norms for layer in count.per_layer)
-        stored = count.non_embedding - norms - count.final_norm + (count.lm_head if params.lm_head else 0)
-        weight_bytes = workload.memory.weight_bytes - stored * 2.0 * (1.0 - factor)
+        table = workload.prefill.table
+        quantized_rows = {n: factor for n, k in zip(table.names, table.kinds) if quantized(n, k)}
+        weight_bytes = workload.memory.weight_bytes + memory_delta(workload, quantized_rows)
         label = f"int{params.bits} g{params.group_size}"
         new = with_tables(workload, *tables, weight_dtype=label,
                           memory=replace(workload.memory, weight_bytes=weight_bytes))
