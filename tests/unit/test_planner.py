@@ -84,3 +84,21 @@ def test_cli_and_library_give_the_same_json(kb_path, capsys):
 
     assert from_cli["ranked"] == to_jsonable(from_library)["ranked"]
     assert from_cli["recommendation"]["tpot_s"] < from_cli["baseline"]["tpot_s"]
+
+
+def test_batch1_decode_prefers_weight_only_quantization_over_w8a8(kb_path, kb):
+    """Batch-1 decode is memory-bound (about 1 FLOP/byte): 4-bit weights move a quarter of fp16's bytes,
+    W8A8 half, and W8A8's faster int8 compute does not matter below the ridge point."""
+    from llmeff.planner.options import build_options
+    from llmeff.planner.search import _Evaluator
+    from llmeff.workload.build import build_workload
+
+    request = PlanRequest(hardware="a100-sxm4-80gb", model="llama-2-7b", objective="tpot", db=kb_path,
+                          workload=WorkloadRequest(batch=1, prompt_tokens=512, output_tokens=64))
+    device = kb.hardware("a100-sxm4-80gb")
+    base = build_workload(kb.model("llama-2-7b").architecture(), request.workload)
+    options = {e: o for o in build_options(kb, base, device) for e in o.entries}
+    evaluate = _Evaluator(base, device, request)
+    awq, w8a8 = evaluate((options["weight-only-quant-awq"],)), evaluate((options["smoothquant-w8a8"],))
+    assert awq.estimate.tpot_s < w8a8.estimate.tpot_s < evaluate(()).estimate.tpot_s
+    assert evaluate.rank_key(awq) < evaluate.rank_key(w8a8)
