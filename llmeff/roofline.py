@@ -210,7 +210,7 @@ def roof_for(spec: HardwareSpec, dtype: str, *, processor: str | None = None,
         if key not in spec.roof_cache:
             spec.roof_cache[key] = roof_for(spec, dtype, processor=processor, efficiency=spec.efficiency)
         return spec.roof_cache[key]
-    processor = processor or spec.default_processor()
+    processor = processor or _processor_for(spec, dtype)
     peak, peak_dtype, peak_source = spec.processor_rate(processor, dtype)
     return Roof(
         peak_flops=peak,
@@ -222,6 +222,23 @@ def roof_for(spec: HardwareSpec, dtype: str, *, processor: str | None = None,
         hardware=spec,
         dtype=dtype,
     )
+
+
+def _processor_for(spec: HardwareSpec, dtype: str) -> str:
+    """The default processor if it has a peak for ``dtype``; else the first processor that does.
+
+    A phone's NPU publishes only INT8: a 16-bit analysis then runs on its CPU, and says so.
+    """
+    from llmeff.hardware.specs import MissingPeakError
+
+    default = spec.default_processor()
+    for name in [default] + [p for p in spec.processors() if p != default]:
+        try:
+            spec.processor_rate(name, dtype)
+            return name
+        except MissingPeakError:
+            continue
+    return default  # none has it: the error names the default processor's missing peak
 
 
 def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = None,

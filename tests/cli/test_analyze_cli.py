@@ -58,14 +58,18 @@ def test_config_file_works_like_a_registry_model(analyze, tmp_path):
     assert json.loads(from_config)["totals"] == json.loads(from_registry)["totals"]
 
 
-def test_phone_npu_is_the_default_processor_and_needs_int8(analyze):
-    code, _, err = analyze("--model", "qwen1.5-1.8b", "--hardware", "snapdragon-8-gen-3")
-    assert code == 1
-    assert err.startswith("Error: hardware 'snapdragon-8-gen-3' npu has no published fp16 peak (known: int8)")
+def test_phone_runs_int8_on_the_npu_and_16_bit_on_the_cpu(analyze):
     code, out, _ = analyze("--model", "qwen1.5-1.8b", "--hardware", "snapdragon-8-gen-3", "--activation-dtype",
                            "int8", "--weight-dtype", "int8", "--prompt-tokens", "1024", "--json")
     assert code == 0
-    assert json.loads(out)["roof"]["peak_flops"] == 73e12  # llm.npu Table 2
+    result = json.loads(out)
+    assert (result["processor"], result["roof"]["peak_flops"]) == ("npu", 73e12)  # llm.npu Table 2
+    code, out, _ = analyze("--model", "qwen1.5-1.8b", "--hardware", "snapdragon-8-gen-3", "--json")
+    result = json.loads(out)
+    # the NPU publishes no fp16 rate: fp16 runs on the CPU, whose derived peak is 2 x 355.2 GFLOP/s
+    assert (result["processor"], result["roof"]["peak_flops"]) == ("cpu", 710.4e9)
+    code, _, err = analyze("--model", "qwen1.5-1.8b", "--hardware", "snapdragon-8-gen-3", "--activation-dtype", "bf16")
+    assert code == 1 and err.startswith("Error: hardware 'snapdragon-8-gen-3' npu has no published bf16 peak")
 
 
 @pytest.mark.parametrize(

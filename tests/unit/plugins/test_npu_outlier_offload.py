@@ -68,7 +68,12 @@ def test_decode_option_and_the_int8_copy(workload, phone):
 
 
 def test_needs_an_npu_int8_peak_and_an_outlier_peak(workload, device, phone):
-    reason = PLUGIN.applicability(workload("qwen1.5-1.8b"), device("snapdragon-8-gen-3"), NpuOutlierParams()).reason
+    import dataclasses
+
+    shipped = device("snapdragon-8-gen-3")  # its data now has a (derived) CPU peak
+    assert PLUGIN.applicability(workload("qwen1.5-1.8b"), shipped, NpuOutlierParams()).ok
+    no_cpu = dataclasses.replace(shipped, extra_processors={})
+    reason = PLUGIN.applicability(workload("qwen1.5-1.8b"), no_cpu, NpuOutlierParams()).reason
     assert reason == ("the outlier channels need a published fp32 peak on the cpu: hardware 'snapdragon-8-gen-3' "
                       "has no processor 'cpu' (it has: gpu, npu)")
     assert PLUGIN.applicability(workload(), device("a100-sxm4-80gb"), NpuOutlierParams()).reason.startswith(
