@@ -102,3 +102,17 @@ def test_batch1_decode_prefers_weight_only_quantization_over_w8a8(kb_path, kb):
     awq, w8a8 = evaluate((options["weight-only-quant-awq"],)), evaluate((options["smoothquant-w8a8"],))
     assert awq.estimate.tpot_s < w8a8.estimate.tpot_s < evaluate(()).estimate.tpot_s
     assert evaluate.rank_key(awq) < evaluate.rank_key(w8a8)
+
+
+def test_phone_ttft_picks_the_npu_path_of_mllm_npu_over_cpu_only_prefill(kb_path):
+    """Qwen1.5-1.8B, 1,024-token prompt, Snapdragon 8 Gen 3: fp16 prefill on the CPU (a derived 0.71 TFLOP/s)
+    against INT8 GEMMs on the Hexagon NPU (73 TOPS, llm.npu Table 2) with outliers on the CPU; llm.npu reports
+    under 1% accuracy loss, inside a 1-point budget."""
+    result = _plan(kb_path, hardware="snapdragon-8-gen-3", model="qwen1.5-1.8b", objective="ttft",
+                   accuracy_budget=1.0, workload=WorkloadRequest(batch=1, prompt_tokens=1024, output_tokens=64))
+    assert result.baseline.estimate.roof.processor == "cpu"
+    best = result.recommendation
+    assert "npu-outlier-offload" in _plugins(best)
+    assert best.estimate.ttft_s < result.baseline.estimate.ttft_s / 5
+    why = next(line for line in result.explanation if line.startswith("npu-outlier-offload"))
+    assert "GEMM rows run int8 on the NPU" in why and "2407.05858" in why
