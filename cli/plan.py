@@ -27,7 +27,8 @@ def plan(
     top: int = typer.Option(3, help="How many plans to show."),
     require: list[str] = typer.Option([], help="Technique every plan must contain (repeatable)."),
     exclude: list[str] = typer.Option([], help="Technique no plan may contain (repeatable)."),
-    search: str = typer.Option("greedy", help="greedy, or exhaustive (every combination, up to 20,000)."),
+    search: str = typer.Option("greedy", help="greedy, or exhaustive (every combination, up to --max-candidates)."),
+    max_candidates: int = typer.Option(20000, help="Exhaustive search stops after this many candidates."),
     json: bool = JSON,
 ) -> None:
     """Recommend techniques for a model, device and workload under constraints, and say why.
@@ -46,7 +47,8 @@ def plan(
         hardware=hardware, model=model, config=config, devices=devices,
         workload=WorkloadRequest(batch, prompt_tokens, output_tokens),
         max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, accuracy_budget=accuracy_budget, objective=objective,
-        top=top, require=tuple(require), exclude=tuple(exclude), search=search, db=db_path(ctx),
+        top=top, require=tuple(require), exclude=tuple(exclude), search=search, max_candidates=max_candidates,
+        db=db_path(ctx),
     )
     with Progress(transient=True, disable=json, console=render.console) as bar:
         task = bar.add_task("evaluating candidate plans", total=None)

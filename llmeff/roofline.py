@@ -50,6 +50,16 @@ class Roof:
         """
         if set(table.dtypes) <= {self.dtype} and set(table.resources) <= {"compute"}:
             return self.peak_flops, self.bandwidth_bytes_per_s, self.effective_flops, self.effective_bandwidth
+        key = (table.dtypes, table.resources)
+        if key not in self._rates:  # the planner meets the same row layout thousands of times
+            self._rates[key] = self._rates_for(table)
+        return self._rates[key]
+
+    @cached_property
+    def _rates(self) -> dict:
+        return {}
+
+    def _rates_for(self, table: OperatorTable) -> tuple:
         peaks, bandwidths, compute_fraction, bandwidth_fraction = [], [], [], []
         for dtype, resource in zip(table.dtypes, table.resources):
             if resource in LINKS:

@@ -16,6 +16,7 @@ from llmeff.errors import PluginError, UnknownIdError
 ENTRY_POINT_GROUP = "llmeff.techniques"
 
 
+@lru_cache(maxsize=1)
 def installed_plugin_ids() -> frozenset[str]:
     """Ids of every plugin an installed distribution registers (without importing them)."""
     return frozenset(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
@@ -78,3 +79,4 @@ def get_plugin(plugin_id: str):
 def clear_cache() -> None:
     """Forget loaded plugins (tests that install a plugin at run time call this)."""
     _load.cache_clear()
+    installed_plugin_ids.cache_clear()

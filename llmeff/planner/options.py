@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from llmeff.errors import InvalidInputError, LlmeffError
 from llmeff.hardware.capabilities import capabilities
@@ -34,7 +35,7 @@ class Option:
     accuracy: Accuracy
     papers: tuple[str, ...]  # arXiv ids (or venues) of the entries
 
-    @property
+    @cached_property
     def label(self) -> str:
         settings = ",".join(f"{k}={v}" for k, v in sorted(self.params.to_dict().items()) if v is not None)
         return f"{self.plugin_id}" + (f":{settings}" if settings else "")

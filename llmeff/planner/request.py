@@ -44,6 +44,9 @@ class PlanRequest:
                 raise InvalidInputError(f"must be positive, got {value}", field=name)
         if self.accuracy_budget is not None and not self.accuracy_budget >= 0:
             raise InvalidInputError(f"must not be negative, got {self.accuracy_budget}", field="accuracy_budget")
+        if not 1 <= self.max_candidates <= 10_000_000:
+            raise InvalidInputError(f"must be between 1 and 10,000,000, got {self.max_candidates}",
+                                    field="max_candidates")
         if not 1 <= self.top <= 100:
             raise InvalidInputError(f"must be between 1 and 100, got {self.top}", field="top")
         both = sorted(set(self.require) & set(self.exclude))

@@ -132,12 +132,24 @@ class _Evaluator:
         key = tuple(sorted(o.label for o in options))
         if key in self.cache:
             return self.cache[key]
-        self.count += 1
         try:
             workload = apply_techniques(self.base, self.spec, [(o.plugin, o.params) for o in options])
+        except LlmeffError:
+            self.count += 1
+            self.cache[key] = None  # a combination the plugins refuse
+            return None
+        return self.from_workload(options, workload)
+
+    def from_workload(self, options: tuple[Option, ...], workload) -> Candidate | None:
+        """A candidate from a workload the options were already applied to (the exhaustive walk's leaves)."""
+        key = tuple(sorted(o.label for o in options))
+        if key in self.cache:
+            return self.cache[key]
+        self.count += 1
+        try:
             result = estimate(workload, self.spec)
         except LlmeffError:
-            self.cache[key] = None  # a combination the plugins refuse, or a precision the device lacks
+            self.cache[key] = None
             return None
         candidate = Candidate(tuple(sorted(options, key=lambda o: o.label)), result, self._violations(result, options),
                               sum(o.accuracy.loss_points for o in options),
@@ -240,31 +252,55 @@ def _greedy(evaluate, required, free, conflicts, progress) -> list[Candidate]:
 
 
 def _exhaustive(evaluate, required, free, conflicts, limit, progress) -> list[Candidate]:
-    """Every compatible combination (one setting per plugin at most), up to ``limit`` candidates."""
+    """Every compatible combination (one setting per plugin at most), up to ``limit`` candidates.
+
+    A depth-first walk over the plugins in the pipeline's order, so that combinations sharing a
+    prefix share its rewritten workload: each candidate costs one plugin rewrite and one estimate.
+    """
+    from llmeff.techniques.contract import STAGES
+
     by_plugin: dict[str, list[Option]] = {}
     for o in free:
         by_plugin.setdefault(o.plugin_id, []).append(o)
-    dimensions = [[None] + by_plugin[p] for p in sorted(by_plugin)]
-    total = 1
-    for d in dimensions:
-        total *= len(d)
-    seen = []
-    for combo in itertools.product(*dimensions):
-        chosen = tuple(required) + tuple(o for o in combo if o is not None)
-        if any((a.label, b.label) in conflicts for a, b in itertools.combinations(chosen, 2)):
-            continue
-        candidate = evaluate(chosen)
-        if candidate is not None:
-            seen.append(candidate)
-        if progress and evaluate.count % 50 == 0:
-            progress(evaluate.count, min(total, limit))
+    dimensions = [[r] for r in required] + [[None] + by_plugin[p] for p in sorted(by_plugin)]
+    dimensions.sort(key=lambda d: (STAGES.index(_plugin_of(d).stage), getattr(_plugin_of(d), "order", 0),
+                                   _plugin_of(d).id))
+    seen: list[Candidate] = []
+
+    def walk(depth: int, chosen: tuple[Option, ...], workload) -> None:
         if evaluate.count >= limit:
-            break
+            return
+        if depth == len(dimensions):
+            candidate = evaluate.from_workload(chosen, workload)
+            if candidate is not None:
+                seen.append(candidate)
+            if progress and evaluate.count % 100 == 0:
+                progress(evaluate.count, limit)
+            return
+        for option in dimensions[depth]:
+            if option is None:
+                walk(depth + 1, chosen, workload)
+                continue
+            if not _compatible(chosen, option, conflicts):
+                continue
+            try:
+                if not option.plugin.applicability(workload, evaluate.spec, option.params).ok:
+                    continue
+                rewritten = option.plugin.apply(workload, evaluate.spec, option.params)
+            except LlmeffError:
+                continue  # this prefix cannot take the option: the subtree without it is still walked
+            walk(depth + 1, chosen + (option,), rewritten)
+
+    walk(0, (), evaluate.base)
     if progress:
         progress(evaluate.count, evaluate.count)
     if not seen:
         raise InvalidInputError("no combination of the techniques can run on this device", field="require")
     return seen
+
+
+def _plugin_of(dimension: list) -> object:
+    return next(o for o in dimension if o is not None).plugin
 
 
 def _explain(evaluate, best: Candidate) -> tuple[str, ...]:

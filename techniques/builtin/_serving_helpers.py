@@ -18,7 +18,9 @@ so far plus their own) costs, relative to the baseline table's single pass (``q 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +33,7 @@ LOGITS_ROWS = ("final_norm", "lm_head")
 SCORE_TRAFFIC = {"qk_matmul": 1, "softmax": 2, "sv_matmul": 1}
 
 
+@lru_cache(maxsize=256)
 def attention_caps(arch) -> tuple[float, ...]:
     """Per attention layer, the most tokens it keeps (sliding window or attention chunk), else inf."""
     window, chunked = set(arch.sliding_window_layers), set(arch.chunked_attention_layers)
@@ -47,7 +50,13 @@ def attention_caps(arch) -> tuple[float, ...]:
 
 def kv_slots(arch, tokens: float, *, block: int = 1) -> float:
     """Token slots (summed over attention layers) one sequence of ``tokens`` holds, in blocks of ``block``."""
-    return float(sum(math.ceil(min(tokens, cap) / block) * block for cap in attention_caps(arch)))
+    return float(sum(count * math.ceil(min(tokens, cap) / block) * block for cap, count in _cap_counts(arch)))
+
+
+@lru_cache(maxsize=256)
+def _cap_counts(arch) -> tuple[tuple[float, int], ...]:
+    """attention_caps as (cap, how many layers have it): layers with one cap hold the same slots."""
+    return tuple(Counter(attention_caps(arch)).items())
 
 
 def touched_experts(arch, tokens: float) -> float:
