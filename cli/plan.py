@@ -56,19 +56,29 @@ def plan(
     if json:
         render.emit_json(plan_to_dict(result))
         return
-    rows = [("baseline (no technique)", result.baseline)] + [(f"#{i}", c) for i, c in enumerate(result.ranked, 1)]
+    rows = [("baseline", result.baseline)] + [(f"#{i}", c) for i, c in enumerate(result.ranked, 1)]
     render.table(
         f"{result.evaluated} candidate plans evaluated; objective {objective}",
-        ["plan", "techniques", "TTFT", "TPOT", "tokens/s", "memory", "accuracy", "constraints"],
-        [(name, " + ".join(o.plugin_id for o in c.options) or "-", f"{c.estimate.ttft_s * 1e3:.1f} ms", f"{c.estimate.tpot_s * 1e3:.2f} ms",
-          f"{c.estimate.output_tokens_per_s:,.0f}", units.bytes_(c.estimate.memory.footprint.total_bytes),
-          _accuracy(c), "ok" if c.feasible else "; ".join(c.violations)) for name, c in rows],
-        wrap=("techniques", "constraints", "accuracy"),
+        ["plan", "TTFT", "TPOT", "tokens/s", "memory", "accuracy", "breaks"],
+        [(name, *_figures(c)) for name, c in rows],
     )
+    render.bullet_list("Plans", [f"{name}: {c.label}" for name, c in rows[1:]])
+    if result.baseline.violations:
+        render.bullet_list("The baseline breaks", result.baseline.violations)
     if result.recommendation is None:
         render.console.print(f"[bold red]No plan satisfies the constraints.[/bold red] Binding: {result.binding}",
                              highlight=False)
-    render.bullet_list("Why (the recommendation's settings in full)", result.explanation)
+    render.bullet_list("Pareto front, speed against accuracy risk",
+                       [f"{' / '.join(_figures(c)[:3])}, {_accuracy(c)}: {c.label}" for c in result.pareto])
+    subject = "the recommendation" if result.recommendation else "the closest plan"
+    render.bullet_list(f"Why ({subject}'s settings in full)", result.explanation)
+
+
+def _figures(c) -> tuple[str, ...]:
+    e = c.estimate
+    broken = ", ".join(v.split(":")[0] for v in c.violations) or "-"  # names only; the list below has the numbers
+    return (f"{e.ttft_s * 1e3:.1f} ms", f"{e.tpot_s * 1e3:.2f} ms", f"{e.output_tokens_per_s:,.0f}",
+            units.bytes_(e.memory.footprint.total_bytes), _accuracy(c), broken)
 
 
 def _accuracy(c) -> str:

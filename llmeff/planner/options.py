@@ -17,6 +17,9 @@ EXACT_PLUGINS = frozenset({
 })
 
 
+UNCHECKED_SOURCES = frozenset({"third-party"})
+
+
 @dataclass(frozen=True)
 class Accuracy:
     """Accuracy cost of a choice: exact by construction, a loss read in a reported result, or unknown."""
@@ -37,8 +40,13 @@ class Option:
 
     @cached_property
     def label(self) -> str:
-        settings = ",".join(f"{k}={v}" for k, v in sorted(self.params.to_dict().items()) if v is not None)
+        settings = ",".join(f"{k}={_setting(v)}" for k, v in sorted(self.params.to_dict().items()) if v is not None)
         return f"{self.plugin_id}" + (f":{settings}" if settings else "")
+
+
+def _setting(value: object) -> str:
+    # six significant digits: a derived ratio such as 0.5102040816326531 reads as 0.510204
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def build_options(kb, workload, hardware, *, exclude: tuple[str, ...] = (), per_plugin: int = 4) -> list[Option]:
@@ -94,10 +102,13 @@ def _entry_params(kb, plugin, entry_id: str):
 def _accuracy(plugin_id: str, details) -> Accuracy:
     if plugin_id in EXACT_PLUGINS:
         return Accuracy("exact", 0.0, "computes the same function as the baseline")
+    # A third-party report nobody re-checked against the paper is not evidence enough to spend an
+    # accuracy budget on: such a result leaves the impact unknown.
     losses = [(-r.value, f"{d.summary.id}: {r.source}") for d in details for r in d.results
-              if r.metric == "accuracy_delta" and r.value is not None]
+              if r.metric == "accuracy_delta" and r.value is not None and r.source_kind not in UNCHECKED_SOURCES]
     if not losses:
-        return Accuracy("unknown", 0.0, "no accuracy result recorded for " + ", ".join(d.summary.id for d in details))
+        return Accuracy("unknown", 0.0, "no checked accuracy result recorded for "
+                        + ", ".join(d.summary.id for d in details))
     loss, source = max(losses)
     return Accuracy("known", max(loss, 0.0), source)
 

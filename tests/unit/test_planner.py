@@ -116,3 +116,29 @@ def test_phone_ttft_picks_the_npu_path_of_mllm_npu_over_cpu_only_prefill(kb_path
     assert best.estimate.ttft_s < result.baseline.estimate.ttft_s / 5
     why = next(line for line in result.explanation if line.startswith("npu-outlier-offload"))
     assert "GEMM rows run int8 on the NPU" in why and "2407.05858" in why
+
+
+def test_an_unchecked_third_party_accuracy_report_leaves_the_impact_unknown(kb_path, kb):
+    # prompt-pruning-llmlingua's only accuracy_delta result is a third-party post nobody re-checked
+    # (LongLLMLingua's "+17.1% at 4x"); it must not let prompt compression spend an accuracy budget
+    [result] = [r for r in kb.technique("prompt-pruning-llmlingua").results if r.metric == "accuracy_delta"]
+    assert result.source_kind == "third-party"
+    free = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=4,
+                 workload=WorkloadRequest(batch=16, prompt_tokens=2048, output_tokens=256), objective="ttft")
+    compression = [o for c in free.ranked for o in c.options if o.plugin_id == "prompt-compression"]
+    assert compression and all(o.accuracy.kind == "unknown" for o in compression)
+    budgeted = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=4,
+                     workload=WorkloadRequest(batch=16, prompt_tokens=2048, output_tokens=256), objective="ttft",
+                     accuracy_budget=1.0)
+    assert all("prompt-compression" not in _plugins(c) for c in budgeted.ranked if c.feasible)
+
+
+def test_a_ttft_no_device_can_reach_is_reported_as_the_binding_constraint(kb_path):
+    # batch 16 x 2048 prompt tokens through 69B parameters: 2 x 69e9 x 32768 = 4.5e15 FLOPs; four A100s
+    # at 312 TFLOP/s fp16 need at least 3.6 s, so a 2 s TTFT is out of reach for every exact plan
+    result = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=4,
+                   workload=WorkloadRequest(batch=16, prompt_tokens=2048, output_tokens=256),
+                   max_ttft_ms=2000, max_tpot_ms=50, accuracy_budget=1.0)
+    assert result.recommendation is None
+    assert result.binding.startswith("TTFT:")
+    assert result.ranked[0].estimate.ttft_s > 2 * 69e9 * 16 * 2048 / (4 * 312e12)
