@@ -26,6 +26,16 @@ def _plugin_cell(t) -> str:
     return "-"
 
 
+def _legend(rows) -> str | None:
+    """Explain only the marks that appear in the table."""
+    marks = []
+    if any(t.plugin and t.plugin_status == "planned" for t in rows):
+        marks.append("* planned plugin, not yet implemented")
+    if any(not t.plugin and t.captured_by for t in rows):
+        marks.append("(architecture) / (hardware): captured by that record")
+    return "; ".join(marks) or None
+
+
 @app.command()
 def tree(
     ctx: typer.Context,
@@ -92,7 +102,7 @@ def list_(
         f"{len(rows)} techniques",
         ["id", "modelable", "plugin", "requires", "papers/results"],
         [(t.id, t.modelable, _plugin_cell(t), ", ".join(t.requires), f"{t.paper_count}/{t.result_count}") for t in rows],
-        caption="* planned plugin, not yet implemented; (architecture) / (hardware): captured by that record",
+        caption=_legend(rows),
     )
 
 

@@ -116,7 +116,8 @@ def plan(request: PlanRequest, *, progress: Callable[[int, int], None] | None = 
     ranked = tuple(sorted(candidates, key=evaluate.rank_key))
     best = ranked[0]
     binding = None if best.feasible else best.violations[0]
-    return PlanResult(request, baseline, ranked[: max(request.top, 1)], evaluate.count,
+    shown = _distinct(ranked)[: max(request.top, 1)]
+    return PlanResult(request, baseline, shown, evaluate.count,
                       _explain(evaluate, best), binding, _pareto(ranked))
 
 
@@ -327,6 +328,21 @@ def _without(without: Candidate | None, best: Candidate) -> str:
             f"(vs {b.ttft_s * 1e3:.1f}), memory {w.memory.footprint.total_bytes / 1e9:.1f} GB "
             f"(vs {b.memory.footprint.total_bytes / 1e9:.1f})" + ("" if without.feasible else ", and it breaks "
                                                                    + without.violations[0]))
+
+
+def _distinct(ranked: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
+    """Drop a runner-up that is a better plan plus techniques that change none of its predicted figures."""
+    kept: list[Candidate] = []
+    for c in ranked:
+        if not any(set(k.options) < set(c.options) and _figures(k) == _figures(c) for k in kept):
+            kept.append(c)
+    return tuple(kept)
+
+
+def _figures(c: Candidate) -> tuple:
+    e = c.estimate
+    return (round(e.ttft_s, 9), round(e.tpot_s, 9), e.memory.footprint.total_bytes, c.violations, c.accuracy_loss,
+            len(c.accuracy_unknown))
 
 
 def _pareto(ranked: tuple[Candidate, ...]) -> tuple[Candidate, ...]:

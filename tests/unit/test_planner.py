@@ -142,3 +142,16 @@ def test_a_ttft_no_device_can_reach_is_reported_as_the_binding_constraint(kb_pat
     assert result.recommendation is None
     assert result.binding.startswith("TTFT:")
     assert result.ranked[0].estimate.ttft_s > 2 * 69e9 * 16 * 2048 / (4 * 312e12)
+
+
+def test_runners_up_are_not_a_better_plan_plus_techniques_that_change_nothing(kb_path):
+    # paged KV changes no figure of a static batch; "#1 + paged-kv" would repeat #1's numbers as #2
+    result = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=4, top=5,
+                   workload=WorkloadRequest(batch=16, prompt_tokens=2048, output_tokens=256), accuracy_budget=1.0)
+    shown = result.ranked
+    assert len(shown) == 5
+    for i, better in enumerate(shown):
+        for worse in shown[i + 1:]:
+            same = (better.estimate.ttft_s, better.estimate.tpot_s, better.estimate.memory.footprint.total_bytes) == \
+                   (worse.estimate.ttft_s, worse.estimate.tpot_s, worse.estimate.memory.footprint.total_bytes)
+            assert not (same and set(better.options) < set(worse.options)), worse.label
