@@ -91,3 +91,12 @@ def test_modules_stay_small():
         if len(path.read_text().splitlines()) > 500
     ]
     assert too_long == []
+
+
+def test_ci_runs_exactly_the_readmes_two_setup_commands():
+    readme = (ROOT / "README.md").read_text()
+    setup = readme.split("## Set-up", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    ci_commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                   if line and not line.startswith(("#", "set ", "cd "))]
+    assert len(setup) == 2 and ci_commands == setup
+    assert "llmeff plan" in setup[0]  # the main job
