@@ -59,10 +59,11 @@ def build_options(kb, workload, hardware, *, exclude: tuple[str, ...] = (), per_
 
     plugins = load_plugins()
     have = capabilities(hardware)
-    excluded = {kb.technique(name).summary.id for name in exclude}
+    excluded_plugins, excluded = _excluded(kb, plugins, exclude)
     by_plugin: dict[str, list[str]] = {}
     for t in kb.techniques():
-        if t.plugin in plugins and t.id not in excluded and set(t.requires) <= have:
+        if t.plugin in plugins and t.plugin not in excluded_plugins and t.id not in excluded \
+                and set(t.requires) <= have:
             by_plugin.setdefault(t.plugin, []).append(t.id)
     options = []
     for plugin_id in sorted(by_plugin):
@@ -85,6 +86,18 @@ def build_options(kb, workload, hardware, *, exclude: tuple[str, ...] = (), per_
                                   _accuracy(plugin_id, details), _papers(details)))
             kept += 1
     return options
+
+
+def _excluded(kb, plugins: dict, names: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """Split --exclude names into plugins (every entry using one goes) and single knowledge-base entries."""
+    aliases = {alias: p.id for p in plugins.values() for alias in getattr(p, "aliases", ())}
+    plugin_ids, entry_ids = set(), set()
+    for name in names:
+        if name in plugins or name in aliases:
+            plugin_ids.add(aliases.get(name, name))
+        else:
+            entry_ids.add(kb.technique(name).summary.id)
+    return plugin_ids, entry_ids
 
 
 def _key(params) -> tuple:

@@ -155,3 +155,18 @@ def test_runners_up_are_not_a_better_plan_plus_techniques_that_change_nothing(kb
             same = (better.estimate.ttft_s, better.estimate.tpot_s, better.estimate.memory.footprint.total_bytes) == \
                    (worse.estimate.ttft_s, worse.estimate.tpot_s, worse.estimate.memory.footprint.total_bytes)
             assert not (same and set(better.options) < set(worse.options)), worse.label
+
+
+def test_a_long_prompt_ttft_plan_takes_fused_attention_and_chunked_prefill(kb_path):
+    # Llama-3.1-8B, one 45,000-token prompt on a 24 GB A10. Weights 8.03e9 x 2 B = 16.06 GB; KV cache
+    # 45,000 tokens x 32 layers x 2 (K, V) x 8 KV heads x 128 x 2 B = 5.90 GB: 21.96 GB, leaving 2.04 GB.
+    # Unfused attention scores alone are 32 heads x 45,000^2 x 2 B = 130 GB per layer, and even fused,
+    # the gate and up projections of the whole prompt are 2 x 45,000 x 14,336 x 2 B = 2.58 GB > 2.04 GB:
+    # only fused attention plus a prompt split into chunks fits, at no accuracy cost.
+    request = dict(hardware="a10-24gb", model="llama-3.1-8b", objective="ttft", accuracy_budget=0.0,
+                   workload=WorkloadRequest(batch=1, prompt_tokens=45_000, output_tokens=64))
+    best = _plan(kb_path, **request).recommendation
+    assert best is not None and {"fused-attention", "chunked-prefill"} <= _plugins(best)
+    assert 21.96e9 < best.estimate.memory.footprint.total_bytes <= 24e9
+    without_chunks = _plan(kb_path, exclude=("chunked-prefill",), **request)
+    assert without_chunks.recommendation is None  # --exclude with a plugin id removes every entry using it
