@@ -116,7 +116,7 @@ def plan(request: PlanRequest, *, progress: Callable[[int, int], None] | None = 
     ranked = tuple(sorted(candidates, key=evaluate.rank_key))
     best = ranked[0]
     binding = None if best.feasible else best.violations[0]
-    shown = _distinct(ranked)[: max(request.top, 1)]
+    shown = _distinct(ranked, max(request.top, 1))
     return PlanResult(request, baseline, shown, evaluate.count,
                       _explain(evaluate, best), binding, _pareto(ranked))
 
@@ -330,13 +330,16 @@ def _without(without: Candidate | None, best: Candidate) -> str:
                                                                    + without.violations[0]))
 
 
-def _distinct(ranked: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
-    """Drop a runner-up that is a better plan plus techniques that change none of its predicted figures."""
-    kept: list[Candidate] = []
-    for c in ranked:
-        if not any(set(k.options) < set(c.options) and _figures(k) == _figures(c) for k in kept):
-            kept.append(c)
-    return tuple(kept)
+def _distinct(ranked: tuple[Candidate, ...], limit: int) -> tuple[Candidate, ...]:
+    """The first ``limit`` plans, skipping a runner-up that is a better plan plus techniques changing no figure."""
+    kept: list[tuple[Candidate, tuple, frozenset]] = []
+    for c in ranked:  # each candidate is compared with at most ``limit`` kept ones
+        figures, options = _figures(c), frozenset(c.options)
+        if not any(f == figures and o < options for _, f, o in kept):
+            kept.append((c, figures, options))
+            if len(kept) == limit:
+                break
+    return tuple(c for c, _, _ in kept)
 
 
 def _figures(c: Candidate) -> tuple:
