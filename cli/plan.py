@@ -55,7 +55,13 @@ def plan(
         result = run(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
     if json:
         render.emit_json(plan_to_dict(result))
-        return
+    else:
+        _print(result, objective)
+    if result.recommendation is None:
+        raise typer.Exit(1)  # scripts can tell "nothing satisfies the constraints" from a plan
+
+
+def _print(result, objective: str) -> None:
     rows = [("baseline", result.baseline)] + [(f"#{i}", c) for i, c in enumerate(result.ranked, 1)]
     render.table(
         f"{result.evaluated} candidate plans evaluated; objective {objective}",
@@ -70,7 +76,12 @@ def plan(
                              highlight=False)
     render.bullet_list("Pareto front, speed against accuracy risk",
                        [f"{' / '.join(_figures(c)[:3])}, {_accuracy(c)}: {c.label}" for c in result.pareto])
-    subject = "the recommendation" if result.recommendation else "the closest plan"
+    best = result.recommendation
+    if best is not None and result.request.accuracy_budget is None and any(
+            o.accuracy.kind != "exact" for o in best.options):
+        render.console.print(f"Note: no --accuracy-budget was given, so the plan may stack lossy techniques; this "
+                             f"one's accuracy: {_accuracy(best)}.", highlight=False)
+    subject = "the recommendation" if best else "the closest plan"
     render.bullet_list(f"Why ({subject}'s settings in full)", result.explanation)
 
 
