@@ -6,17 +6,10 @@ import json
 
 import pytest
 
-from llmeff.cli.app import main
-
 
 @pytest.fixture()
-def analyze(kb_path, capsys):
-    def run(*args: str):
-        code = main(["--db", str(kb_path), "analyze", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+def analyze(llmeff_cli):
+    return lambda *args: llmeff_cli("analyze", *args)
 
 
 def test_issue_example_runs_and_reports_totals(analyze):

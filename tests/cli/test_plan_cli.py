@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llmeff.cli.app import main
-
 
 @pytest.fixture()
-def plan(kb_path, capsys):
-    def run(*args: str):
-        code = main(["--db", str(kb_path), "plan", *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+def plan(llmeff_cli):
+    return lambda *args: llmeff_cli("plan", *args)
 
 
 def test_the_readme_main_job_recommends_exact_techniques_and_says_why(plan):
