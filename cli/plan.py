@@ -23,7 +23,9 @@ def plan(
     max_ttft_ms: float = typer.Option(None, help="Time-to-first-token limit."),
     max_tpot_ms: float = typer.Option(None, help="Time-per-output-token limit."),
     accuracy_budget: float = typer.Option(None, help="Accepted accuracy loss in points (from reported results)."),
-    objective: str = typer.Option("throughput", help="throughput, tpot, ttft or memory."),
+    objective: str = typer.Option("throughput", help="throughput, tpot, ttft, memory, or cost (needs a price)."),
+    price_per_device_hour: float = typer.Option(
+        None, help="USD per device-hour for cost per token (else the hardware record's price, if it has one)."),
     top: int = typer.Option(3, help="How many plans to show."),
     require: list[str] = typer.Option([], help="Technique every plan must contain (repeatable)."),
     exclude: list[str] = typer.Option([], help="Technique no plan may contain (repeatable)."),
@@ -47,6 +49,7 @@ def plan(
         hardware=hardware, model=model, config=config, devices=devices,
         workload=WorkloadRequest(batch, prompt_tokens, output_tokens),
         max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, accuracy_budget=accuracy_budget, objective=objective,
+        price_usd_per_device_hour=price_per_device_hour,
         top=top, require=tuple(require), exclude=tuple(exclude), search=search, max_candidates=max_candidates,
         db=db_path(ctx),
     )
@@ -63,10 +66,11 @@ def plan(
 
 def _print(result, objective: str) -> None:
     rows = [("baseline", result.baseline)] + [(f"#{i}", c) for i, c in enumerate(result.ranked, 1)]
+    priced = result.price_usd_per_device_hour is not None
     render.table(
         f"{result.evaluated} candidate plans evaluated; objective {objective}",
-        ["plan", "TTFT", "TPOT", "tokens/s", "memory", "accuracy", "breaks"],
-        [(name, *_figures(c)) for name, c in rows],
+        ["plan", "TTFT", "TPOT", "tokens/s", "memory", "accuracy", "breaks"] + (["$/M tokens"] if priced else []),
+        [(name, *_figures(c)) + ((f"{result.usd_per_million_tokens(c):,.2f}",) if priced else ()) for name, c in rows],
     )
     render.bullet_list("Plans", [f"{name}: {c.label}" for name, c in rows[1:]])
     if result.baseline.violations:

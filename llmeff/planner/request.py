@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from llmeff.errors import InvalidInputError
 from llmeff.workload.request import WorkloadRequest
 
-OBJECTIVES = ("throughput", "tpot", "ttft", "memory")
+OBJECTIVES = ("throughput", "tpot", "ttft", "memory", "cost")
 SEARCHES = ("greedy", "exhaustive")
 
 
@@ -23,6 +23,7 @@ class PlanRequest:
     max_tpot_ms: float | None = None
     accuracy_budget: float | None = None  # accepted loss in accuracy points, from reported results
     objective: str = "throughput"
+    price_usd_per_device_hour: float | None = None  # overrides the hardware record's price (for "cost")
     top: int = 3
     require: tuple[str, ...] = ()  # knowledge-base technique ids (or aliases) every plan must contain
     exclude: tuple[str, ...] = ()
@@ -42,6 +43,9 @@ class PlanRequest:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise InvalidInputError(f"must be positive, got {value}", field=name)
+        if self.price_usd_per_device_hour is not None and not self.price_usd_per_device_hour > 0:
+            raise InvalidInputError(f"must be positive, got {self.price_usd_per_device_hour}",
+                                    field="price_per_device_hour")
         if self.accuracy_budget is not None and not self.accuracy_budget >= 0:
             raise InvalidInputError(f"must not be negative, got {self.accuracy_budget}", field="accuracy_budget")
         if not 1 <= self.max_candidates <= 10_000_000:

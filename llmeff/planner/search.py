@@ -47,6 +47,10 @@ class PlanResult:
     explanation: tuple[str, ...]
     binding: str | None = None  # when nothing is feasible: the constraint the best candidate still breaks
     pareto: tuple[Candidate, ...] = field(default_factory=tuple)
+    price_usd_per_device_hour: float | None = None  # the request's, else the hardware record's
+
+    def usd_per_million_tokens(self, c: Candidate) -> float | None:
+        return _usd_per_million_tokens(c, self.price_usd_per_device_hour)
 
     @property
     def recommendation(self) -> Candidate | None:
@@ -67,12 +71,14 @@ def plan_to_dict(result: PlanResult) -> dict:
             "output_tokens_per_s": e.output_tokens_per_s, "memory_bytes": e.memory.footprint.total_bytes,
             "memory_capacity_bytes": e.memory.capacity_bytes, "devices": e.workload.devices,
             "accuracy_loss_points": c.accuracy_loss, "accuracy_unknown": list(c.accuracy_unknown),
+            "usd_per_million_output_tokens": result.usd_per_million_tokens(c),
         }
 
     r = result.request
     return {
         "request": {"model": r.model, "config": None if r.config is None else str(r.config), "hardware": r.hardware,
                     "devices": r.devices, "objective": r.objective, "search": r.search,
+                    "price_usd_per_device_hour": result.price_usd_per_device_hour,
                     "max_ttft_ms": r.max_ttft_ms, "max_tpot_ms": r.max_tpot_ms, "accuracy_budget": r.accuracy_budget,
                     "batch": r.workload.batch, "prompt_tokens": r.workload.prompt_tokens,
                     "output_tokens": r.workload.output_tokens},
@@ -95,12 +101,16 @@ def plan(request: PlanRequest, *, progress: Callable[[int, int], None] | None = 
     request.validate()
     with open_kb(request.db) as kb:
         spec = kb.hardware(request.hardware)
+        price = request.price_usd_per_device_hour or spec.price_usd_per_hour
+        if request.objective == "cost" and price is None:
+            raise InvalidInputError(f"objective 'cost' needs a price: hardware '{spec.id}' has none in the registry; "
+                                    "give --price-per-device-hour USD", field="price_per_device_hour")
         arch, label = _load_model(kb, request.model, request.config)
         base = build_workload(arch, request.workload, model=label)
         options = build_options(kb, base, spec, exclude=request.exclude)
         required = _required(kb, options, request, spec, base)
         conflicts = _conflicts(kb, options)
-    evaluate = _Evaluator(base, spec, request)
+    evaluate = _Evaluator(base, spec, request, price)
     baseline = evaluate(())
     # techniques that spread one instance over devices come only from --devices (as a required choice);
     # techniques whose gain rests on a property of the traffic come only from --require (the user knows it)
@@ -118,14 +128,14 @@ def plan(request: PlanRequest, *, progress: Callable[[int, int], None] | None = 
     binding = None if best.feasible else best.violations[0]
     shown = _distinct(ranked, max(request.top, 1))
     return PlanResult(request, baseline, shown, evaluate.count,
-                      _explain(evaluate, best), binding, _pareto(ranked))
+                      _explain(evaluate, best), binding, _pareto(ranked), price)
 
 
 class _Evaluator:
     """Applies an option set to the plain workload and scores it; remembers what it has seen."""
 
-    def __init__(self, base, spec, request: PlanRequest):
-        self.base, self.spec, self.request = base, spec, request
+    def __init__(self, base, spec, request: PlanRequest, price: float | None = None):
+        self.base, self.spec, self.request, self.price = base, spec, request, price
         self.count = 0
         self.cache: dict[tuple, Candidate | None] = {}
 
@@ -176,12 +186,24 @@ class _Evaluator:
 
     def objective(self, c: Candidate) -> float:
         e = c.estimate
+        if self.request.objective == "cost":
+            return _usd_per_million_tokens(c, self.price)
         return {"throughput": -e.output_tokens_per_s, "tpot": e.tpot_s, "ttft": e.ttft_s,
                 "memory": e.memory.footprint.total_bytes}[self.request.objective]
 
     def rank_key(self, c: Candidate) -> tuple:
         # feasible first; then the objective; ties: fewer techniques, then the label (a stated, stable rule)
         return (len(c.violations), self.objective(c), len(c.options), c.label)
+
+
+def _usd_per_million_tokens(c: Candidate, price_per_device_hour: float | None) -> float | None:
+    """Device-hours the plan's devices spend per million output tokens, times their hourly price."""
+    if price_per_device_hour is None:
+        return None
+    e = c.estimate
+    if not e.output_tokens_per_s > 0:
+        return float("inf")
+    return price_per_device_hour * e.workload.devices / 3600.0 / e.output_tokens_per_s * 1e6
 
 
 def _required(kb, options, request: PlanRequest, spec, base) -> tuple[Option, ...]:

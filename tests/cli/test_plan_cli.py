@@ -39,7 +39,8 @@ def test_nothing_feasible_names_the_binding_constraint(plan):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--objective", "cost"), "unknown objective 'cost'"),
+    (("--objective", "fastest"), "unknown objective 'fastest'"),
+    (("--objective", "cost"), "needs a price"),
     (("--devices", "3"), "cannot be split over 3 devices"),
     (("--model", "lama-2-70b"), "Did you mean: llama-2-70b"),
 ])

@@ -170,3 +170,20 @@ def test_a_long_prompt_ttft_plan_takes_fused_attention_and_chunked_prefill(kb_pa
     assert 21.96e9 < best.estimate.memory.footprint.total_bytes <= 24e9
     without_chunks = _plan(kb_path, exclude=("chunked-prefill",), **request)
     assert without_chunks.recommendation is None  # --exclude with a plugin id removes every entry using it
+
+
+def test_cost_per_token_needs_a_price_and_follows_throughput_on_a_fixed_device_count(kb_path):
+    with pytest.raises(InvalidInputError, match="objective 'cost' needs a price"):
+        _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-7b", objective="cost")  # the registry has no prices
+    workload = WorkloadRequest(batch=16, prompt_tokens=512, output_tokens=128)
+    cheap = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=2, workload=workload,
+                  objective="cost", price_usd_per_device_hour=2.0, accuracy_budget=0.0)
+    fast = _plan(kb_path, hardware="a100-sxm4-80gb", model="llama-2-70b", devices=2, workload=workload,
+                 objective="throughput", accuracy_budget=0.0)
+    # two devices at $2/h each cost $4/h whatever the plan: the cheapest token is the fastest one
+    assert cheap.recommendation.label == fast.recommendation.label
+    tokens_per_s = cheap.recommendation.estimate.output_tokens_per_s
+    assert cheap.usd_per_million_tokens(cheap.recommendation) == pytest.approx(4.0 / 3600 / tokens_per_s * 1e6)
+    assert plan_to_dict(cheap)["recommendation"]["usd_per_million_output_tokens"] == pytest.approx(
+        4.0 / 3600 / tokens_per_s * 1e6)
+    assert plan_to_dict(fast)["recommendation"]["usd_per_million_output_tokens"] is None
