@@ -53,7 +53,8 @@ def plan(
         top=top, require=tuple(require), exclude=tuple(exclude), search=search, max_candidates=max_candidates,
         db=db_path(ctx),
     )
-    with Progress(transient=True, disable=json, console=render.console) as bar:
+    # a bar only on a terminal: pipes and files get the answer alone
+    with Progress(transient=True, disable=json or not render.console.is_terminal, console=render.console) as bar:
         task = bar.add_task("evaluating candidate plans", total=None)
         result = run(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
     if json:
