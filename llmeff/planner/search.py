@@ -270,8 +270,26 @@ def _greedy(evaluate, required, free, conflicts, progress) -> list[Candidate]:
         if not fewer_violations and gain <= MIN_GAIN * abs(evaluate.objective(current)):
             break
         chosen.append(option)
-        current = best
+        current = _drop_superseded(evaluate, required, chosen, best, seen)
     return seen
+
+
+def _drop_superseded(evaluate, required, chosen: list, current: Candidate, seen: list) -> Candidate:
+    """Drop an earlier pick that a later one made unnecessary (e.g. a way to fit memory that a later, faster
+    pick also provides). Every add and drop strictly lowers the rank key, so the search cannot cycle."""
+    dropped = True
+    while dropped:
+        dropped = False
+        for option in [o for o in chosen if o not in required]:
+            trial = evaluate(tuple(o for o in chosen if o is not option))
+            if trial is None:
+                continue
+            seen.append(trial)
+            if evaluate.rank_key(trial) < evaluate.rank_key(current):
+                chosen.remove(option)
+                current, dropped = trial, True
+                break
+    return current
 
 
 def _exhaustive(evaluate, required, free, conflicts, limit, progress) -> list[Candidate]:

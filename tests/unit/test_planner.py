@@ -187,3 +187,15 @@ def test_cost_per_token_needs_a_price_and_follows_throughput_on_a_fixed_device_c
     assert plan_to_dict(cheap)["recommendation"]["usd_per_million_output_tokens"] == pytest.approx(
         4.0 / 3600 / tokens_per_s * 1e6)
     assert plan_to_dict(fast)["recommendation"]["usd_per_million_output_tokens"] is None
+
+
+def test_greedy_drops_an_early_pick_that_later_picks_made_unnecessary(kb_path):
+    # At 40,000 tokens the A10 holds weights 16.06 GB + KV 5.24 GB; chunked prefill is the first pick that
+    # fits, but once fused attention and kernel fusion are in, the whole prompt fits without chunks
+    # (the exhaustive search's answer), and chunking only re-reads the weights once per chunk.
+    request = dict(hardware="a10-24gb", model="llama-3.1-8b", objective="ttft", accuracy_budget=0.0,
+                   workload=WorkloadRequest(batch=1, prompt_tokens=40_000, output_tokens=64))
+    greedy = _plan(kb_path, **request).recommendation
+    exhaustive = _plan(kb_path, search="exhaustive", **request).recommendation
+    assert _plugins(greedy) == _plugins(exhaustive) == {"fused-attention", "kernel-fusion"}
+    assert greedy.estimate.memory.footprint.total_bytes <= 24e9
