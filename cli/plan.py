@@ -28,7 +28,7 @@ def plan(
         None, help="USD per device-hour for cost per token (else the hardware record's price, if it has one)."),
     top: int = typer.Option(3, help="How many plans to show."),
     require: list[str] = typer.Option([], help="Technique every plan must contain (repeatable)."),
-    exclude: list[str] = typer.Option([], help="Technique no plan may contain (repeatable)."),
+    exclude: list[str] = typer.Option([], help="Technique entry no plan may contain, or a plugin id to drop every entry using it (repeatable)."),
     search: str = typer.Option("greedy", help="greedy, or exhaustive (every combination, up to --max-candidates)."),
     max_candidates: int = typer.Option(20000, help="Exhaustive search stops after this many candidates."),
     json: bool = JSON,
@@ -36,7 +36,7 @@ def plan(
     """Recommend techniques for a model, device and workload under constraints, and say why.
 
     Example: llmeff plan --model llama-2-70b --hardware a100-sxm4-80gb --devices 4 --batch 16
-    --prompt-tokens 2048 --output-tokens 256 --max-tpot-ms 50 --max-ttft-ms 2000 --accuracy-budget 1.0
+    --prompt-tokens 2048 --output-tokens 256 --max-tpot-ms 50 --max-ttft-ms 6000 --accuracy-budget 1.0
     """
     from rich.progress import Progress
 
