@@ -10,6 +10,7 @@ changes side at most once (plus once more where a sliding window caps the contex
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -252,16 +253,21 @@ def _processor_for(spec: HardwareSpec, dtype: str) -> str:
 
 
 def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = None,
-             efficiency: Efficiency | None = None) -> Estimate:
-    """Prefill, decode over the whole generation, and the totals, for ``workload`` on ``spec``."""
+             efficiency: Efficiency | None = None, memo: dict | None = None) -> Estimate:
+    """Prefill, decode over the whole generation, and the totals, for ``workload`` on ``spec``.
+
+    ``memo`` (a dict the caller keeps) reuses a phase's estimate when the same phase object comes back
+    on the same roof: a technique that only changes memory (paged KV) leaves both phases as they were.
+    """
     roof = roof_for(spec, workload.activation_dtype, processor=processor, efficiency=efficiency)
-    prefill = _phase_at(workload.prefill, roof, context=workload.prompt_tokens,
-                        label=f"prompt of {workload.prompt_tokens} tokens")
+    prefill = _remembered(memo, (workload.prefill, roof, workload.prompt_tokens), lambda: _phase_at(
+        workload.prefill, roof, context=workload.prompt_tokens, label=f"prompt of {workload.prompt_tokens} tokens"))
     # Prefill yields the first output token; decode step j attends to prompt + j keys.
     first, last = workload.prompt_tokens + 1, workload.prompt_tokens + workload.output_tokens - 1
     steps = max(0, last - first + 1)
-    decode = _phase_average(workload.decode, roof, first, last) if steps else _phase_at(
-        workload.decode, roof, context=first, label=f"context {first} (no decode step: one output token)")
+    decode = _remembered(memo, (workload.decode, roof, first, last), lambda: _phase_average(
+        workload.decode, roof, first, last) if steps else _phase_at(
+        workload.decode, roof, context=first, label=f"context {first} (no decode step: one output token)"))
     # a step yields decode_tokens_per_step tokens per sequence (more than one with speculation)
     per_token = decode.time_s / workload.decode_tokens_per_step
     decode_total = per_token * steps
@@ -279,6 +285,25 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
         roofline_tpot_s=decode.roofline_time_s / workload.decode_tokens_per_step if steps else 0.0,
         memory=MemoryVerdict(workload.memory, spec.memory_capacity_bytes),
     )
+
+
+MEMO_LIMIT = 4096  # phase estimates a memo keeps before it starts over
+
+
+def _remembered(memo: dict | None, key: tuple, compute: Callable[[], PhaseEstimate]) -> PhaseEstimate:
+    """``compute()``, or its earlier result for the same phase and roof objects (by identity, not value)."""
+    if memo is None:
+        return compute()
+    phase, roof, *numbers = key
+    slot = (id(phase), id(roof), *numbers)
+    hit = memo.get(slot)
+    if hit is not None and hit[0] is phase and hit[1] is roof:  # the references keep ids from being reused
+        return hit[2]
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    result = compute()
+    memo[slot] = (phase, roof, result)
+    return result
 
 
 def decode_at(workload: Workload, spec: HardwareSpec, context: int, *, processor: str | None = None,

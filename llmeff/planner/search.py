@@ -138,6 +138,7 @@ class _Evaluator:
         self.base, self.spec, self.request, self.price = base, spec, request, price
         self.count = 0
         self.cache: dict[tuple, Candidate | None] = {}
+        self.phase_memo: dict = {}  # siblings that leave the phases untouched share their estimates
 
     def __call__(self, options: tuple[Option, ...]) -> Candidate | None:
         key = tuple(sorted(o.label for o in options))
@@ -158,7 +159,7 @@ class _Evaluator:
             return self.cache[key]
         self.count += 1
         try:
-            result = estimate(workload, self.spec)
+            result = estimate(workload, self.spec, memo=self.phase_memo)
         except LlmeffError:
             self.cache[key] = None
             return None

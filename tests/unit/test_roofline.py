@@ -240,3 +240,30 @@ def test_every_device_in_the_registry_analyzes_or_names_the_missing_peak(kb):
     assert {"xeon-platinum-8480plus", "apple-m2-ultra", "tpu-v5e", "snapdragon-8-gen-3", "h100-sxm-80gb"} <= set(analyzed)
     # no published peak for any precision (see their notes): an error, never a made-up number
     assert set(refused) == {"apple-m4-max", "snapdragon-8-gen-2", "snapdragon-8-elite", "snapdragon-8-elite-gen-5"}
+
+
+def test_a_memo_reuses_a_phase_only_when_the_same_phase_object_returns(models):
+    base = build_workload(models["llama-2-7b"], WorkloadRequest(batch=4, prompt_tokens=512, output_tokens=64))
+    memo: dict = {}
+    first = estimate(base, ROUND_DEVICE, memo=memo)
+    # a rewrite that only changes memory keeps both phase objects: their estimates are reused as they are
+    memory_only = dataclasses.replace(base, memory=dataclasses.replace(base.memory, kv_cache_bytes=0.0))
+    again = estimate(memory_only, ROUND_DEVICE, memo=memo)
+    assert again.prefill is first.prefill and again.decode is first.decode
+    assert again.memory.footprint.kv_cache_bytes == 0.0
+    # a new phase (half the weight bytes: decode at batch 4 is memory-bound) is estimated afresh, and equals
+    # the estimate without a memo
+    table = base.decode.table
+    halved = dataclasses.replace(base.decode, table=table.replace(weight_bytes=table.weight_bytes / 2))
+    cheaper = dataclasses.replace(base, decode=halved)
+    fresh = estimate(cheaper, ROUND_DEVICE, memo=memo)
+    assert fresh.decode is not first.decode and fresh.prefill is first.prefill
+    assert fresh.tpot_s == estimate(cheaper, ROUND_DEVICE).tpot_s < first.tpot_s
+
+
+def test_a_longer_generation_on_the_same_phases_is_not_served_from_the_memo(models):
+    short = build_workload(models["llama-2-7b"], WorkloadRequest(batch=1, prompt_tokens=512, output_tokens=16))
+    memo: dict = {}
+    estimate(short, ROUND_DEVICE, memo=memo)
+    longer = dataclasses.replace(short, output_tokens=1024)  # same phase objects, other decode contexts
+    assert estimate(longer, ROUND_DEVICE, memo=memo).tpot_s == estimate(longer, ROUND_DEVICE).tpot_s
