@@ -25,14 +25,19 @@ class Efficiency:
     bandwidth_fraction: float = 1.0
     kernel_overhead_s: float = 0.0
     source: str = "ideal roofline: no published efficiency measurement for this device"
+    # Fixed costs an engine adds beyond its kernels (fitted by `llmeff bench calibrate`; 0 by default):
+    # per forward pass (scheduling, sampling, host-device sync) and per request (tokenize, set up, return).
+    step_overhead_s: float = 0.0
+    request_overhead_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("compute_fraction", "bandwidth_fraction"):
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise InvalidInputError(f"must be in (0, 1], got {value}", field=name)
-        if not self.kernel_overhead_s >= 0:
-            raise InvalidInputError(f"must not be negative, got {self.kernel_overhead_s}", field="kernel_overhead_s")
+        for name in ("kernel_overhead_s", "step_overhead_s", "request_overhead_s"):
+            if not getattr(self, name) >= 0:
+                raise InvalidInputError(f"must not be negative, got {getattr(self, name)}", field=name)
 
 
 IDEAL = Efficiency()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from sqlmodel import Session, delete
+from sqlmodel import Session, delete, select
 
 from llmeff.kb import schemas, tables
 from llmeff.kb.load import ShippedData
@@ -211,15 +211,25 @@ def write_shipped(path, shipped: ShippedData, meta: dict[str, str]) -> None:
     """Replace the shipped tables of the SQLite file at ``path`` in one transaction."""
     from sqlmodel import SQLModel, create_engine
 
+    from llmeff.benchmarks import tables as bench_tables
+    from llmeff.benchmarks.ingest import shipped_records
+    from llmeff.kb.datafiles import measurement_files
+
     engine = create_engine(f"sqlite:///{path}")
     shipped_tables = [table.__table__ for table in tables.SHIPPED_TABLES]  # type: ignore[attr-defined]
+    kept_tables = [table.__table__ for table in bench_tables.BENCHMARK_TABLES]  # type: ignore[attr-defined]
     try:
         with engine.begin() as conn:
             # Dropping and recreating the shipped tables also migrates them to this schema version.
             SQLModel.metadata.drop_all(conn, tables=shipped_tables)
             SQLModel.metadata.create_all(conn, tables=shipped_tables)
+            SQLModel.metadata.create_all(conn, tables=kept_tables)  # only where missing: user rows stay
             with Session(bind=conn) as session:
                 add_shipped(session, shipped)
+                session.exec(delete(bench_tables.Measurement).where(bench_tables.Measurement.origin == "shipped"))
+                kept = set(session.exec(select(bench_tables.Measurement.id)).all())  # a user imported these first
+                for csv_path in measurement_files(shipped.data_dir):
+                    session.add_all(shipped_records(shipped, csv_path, skip=kept))
                 session.add_all(tables.Meta(key=k, value=v) for k, v in sorted(meta.items()))
                 session.flush()
     finally:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from llmeff.errors import DatabaseError, UnknownIdError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # A digest of the tables' columns (kb/tables.py). tests/meta/test_schema_version.py recomputes it,
 # so a change to the tables cannot land without a new SCHEMA_VERSION, which makes existing
 # databases rebuild their shipped part instead of failing on a missing column.
-SCHEMA_FINGERPRINT = "692ad0929b44ccc8"
+SCHEMA_FINGERPRINT = "c5602b4964fc14fe"
 DB_FILE_NAME = "llmeff.db"
 META_TABLE = "llmeff_meta"
 

@@ -1,7 +1,8 @@
 """The roofline: time of each operator on a device, and the totals a user asks about.
 
 An operator takes ``max(FLOPs / (peak x compute efficiency), bytes / (bandwidth x bandwidth
-efficiency)) + kernel overhead`` per layer that runs it; the pure roofline bound (efficiencies 1,
+efficiency)) + kernel overhead`` per layer that runs it, a forward pass adds the engine's step
+overhead and a request its request overhead (both 0 unless a calibration fitted them); the pure roofline bound (efficiencies 1,
 no overhead) is reported beside it. Decode over a whole generation is summed in closed form: an
 operator's FLOPs and bytes are linear in the context length, so the maximum of the two lines
 changes side at most once (plus once more where a sliding window caps the context).
@@ -271,6 +272,7 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
     # a step yields decode_tokens_per_step tokens per sequence (more than one with speculation)
     per_token = decode.time_s / workload.decode_tokens_per_step
     decode_total = per_token * steps
+    ttft = prefill.time_s + roof.efficiency.request_overhead_s
     return Estimate(
         workload=workload,
         hardware_id=spec.id,
@@ -278,9 +280,9 @@ def estimate(workload: Workload, spec: HardwareSpec, *, processor: str | None = 
         roof=roof,
         prefill=prefill,
         decode=decode,
-        ttft_s=prefill.time_s,
+        ttft_s=ttft,
         tpot_s=per_token if steps else 0.0,
-        e2e_latency_s=prefill.time_s + decode_total,
+        e2e_latency_s=ttft + decode_total,
         roofline_ttft_s=prefill.roofline_time_s,
         roofline_tpot_s=decode.roofline_time_s / workload.decode_tokens_per_step if steps else 0.0,
         memory=MemoryVerdict(workload.memory, spec.memory_capacity_bytes),
@@ -328,7 +330,7 @@ def _phase_at(phase: Phase, roof: Roof, *, context: int, label: str) -> PhaseEst
     real = np.maximum(flops / effective_peak, moved / effective_bandwidth)
     real = real + t.layers * (roof.efficiency.kernel_overhead_s * phase.kernel_overhead_factor)
     return PhaseEstimate(phase.name, label, t, roof.ridge_point, flops, weight, act, kv, pure, real,
-                         _phase_total(phase, pure), _phase_total(phase, real))
+                         _phase_total(phase, pure), _phase_total(phase, real) + roof.efficiency.step_overhead_s)
 
 
 def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEstimate:
@@ -371,7 +373,7 @@ def _phase_average(phase: Phase, roof: Roof, first: int, last: int) -> PhaseEsti
     real = real + t.layers * (roof.efficiency.kernel_overhead_s * phase.kernel_overhead_factor)
     return PhaseEstimate(phase.name, f"average over contexts {first}..{last}", t, roof.ridge_point,
                          flops, t.weight_bytes * t.layers, act, kv, pure, real,
-                         _phase_total(phase, pure), _phase_total(phase, real))
+                         _phase_total(phase, pure), _phase_total(phase, real) + roof.efficiency.step_overhead_s)
 
 
 def _phase_total(phase: Phase, times: np.ndarray) -> float:

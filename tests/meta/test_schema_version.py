@@ -6,6 +6,7 @@ import hashlib
 
 from sqlmodel import SQLModel
 
+import llmeff.benchmarks.tables  # noqa: F401  (defines the measurement tables)
 import llmeff.kb.tables  # noqa: F401  (defines the tables)
 from llmeff import db
 
@@ -18,7 +19,7 @@ def test_schema_fingerprint_matches_the_tables():
     )
     fingerprint = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
     assert fingerprint == db.SCHEMA_FINGERPRINT, (
-        f"kb/tables.py changed: bump llmeff.db.SCHEMA_VERSION and set SCHEMA_FINGERPRINT = '{fingerprint}'"
+        f"kb/tables.py or benchmarks/tables.py changed: bump llmeff.db.SCHEMA_VERSION and set SCHEMA_FINGERPRINT = '{fingerprint}'"
     )
 
 
