@@ -35,6 +35,11 @@ def _distribution(ep: EntryPoint) -> str:
 
 def plugin_infos() -> dict[str, PluginInfo]:
     """Every registered plugin, by id; two distributions claiming one id is an error naming both."""
+    return dict(_scan_plugins())
+
+
+@lru_cache(maxsize=1)  # reading every distribution's metadata costs ~0.1 s: once per process
+def _scan_plugins() -> dict[str, PluginInfo]:
     found: dict[str, PluginInfo] = {}
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, _distribution(e))):
         info = PluginInfo(ep.name, _distribution(ep), ep.value)
@@ -79,4 +84,5 @@ def get_plugin(plugin_id: str):
 def clear_cache() -> None:
     """Forget loaded plugins (tests that install a plugin at run time call this)."""
     _load.cache_clear()
+    _scan_plugins.cache_clear()
     installed_plugin_ids.cache_clear()

@@ -1,0 +1,103 @@
+"""The benchmark registry's library API, which ``llmeff bench`` is a thin layer over."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+
+from llmeff.benchmarks.calibrate import MODES, Fit, fit as fit_cases
+from llmeff.benchmarks.compare import (Comparison, Holdout, compare, leave_one_source_out, predict_cases,
+                                      residual_bands)
+from llmeff.benchmarks.fits import StoredFit, load_fit, registry_digest, save_fit
+from llmeff.benchmarks.predict import RowCase, prepare
+from llmeff.benchmarks.records import COLUMNS
+from llmeff.benchmarks.registry import MeasurementFilter, StoredMeasurement, file_measurements, stored_measurements
+from llmeff.errors import InvalidInputError
+
+Db = str | os.PathLike[str] | None
+
+
+def compare_measurements(db: Db = None, where: MeasurementFilter = MeasurementFilter(),
+                         file: str | os.PathLike[str] | None = None, *, calibrated: bool = True) -> Comparison:
+    """Predicted vs measured for the registry's rows (or a file's, not stored), with the stored fit if any."""
+    from llmeff.kb.api import open_kb
+
+    stored = load_fit(db) if calibrated else None
+    with open_kb(db) as kb:
+        measurements = _file_rows(file, db) if file is not None else stored_measurements(db, where)
+        return compare(measurements, kb, stored.fit if stored else None,
+                       stored.summary.get("bands") if stored else None)
+
+
+def _file_rows(file, db: Db) -> list[StoredMeasurement]:
+    from contextlib import closing
+
+    from llmeff import db as database
+    from llmeff.benchmarks.ingest import index_from_connection
+    from llmeff.benchmarks.records import read_measurement_file
+
+    parsed = read_measurement_file(file)
+    with closing(database.connect(db)) as conn:
+        return file_measurements(parsed, index_from_connection(conn))
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    fit: Fit
+    fitted_rows: int
+    fit_comparison: Comparison  # predictions of the rows it was fitted on
+    holdout: Holdout | None
+    baseline: Holdout | None  # one global pair of factors, left out the same way
+
+
+def calibrate(db: Db = None, *, mode: str = "engine", holdout: bool = False) -> CalibrationReport:
+    """Fit the efficiency terms to every predictable, non-concurrent stored measurement, and store the fit."""
+    from llmeff.kb.api import open_kb
+
+    if mode not in MODES:
+        raise InvalidInputError(f"must be one of {', '.join(MODES)}, got '{mode}'", field="mode")
+    with open_kb(db) as kb:
+        cases = [c for c in prepare(stored_measurements(db), kb) if isinstance(c, RowCase)]
+        if not cases:
+            raise InvalidInputError("the registry holds no measurement the cost model can predict", field="rows")
+        fitted = fit_cases(cases, mode=mode)
+        held = leave_one_source_out(cases, mode=mode) if holdout else None
+        baseline = leave_one_source_out(cases, mode="global") if holdout else None
+        in_sample = Comparison(tuple(predict_cases(cases, fitted, None)), (), f"fit ({mode})")
+    # the band comes from the left-out residuals when they were computed: the honest spread
+    bands = held.bands() if held else residual_bands(in_sample.predictions)
+    summary = {"mode": mode, "bands": bands, "fit_mdape": in_sample.overall().mdape,
+               "holdout_mdape": held.comparison().overall().mdape if held else None}
+    rows = [[p.measurement.id, round(float(p.predicted / p.measurement.row.value), 6)]
+            for p in in_sample.predictions]
+    save_fit(db, StoredFit(fitted, registry_digest(c.measurement.id for c in cases), rows, summary))
+    return CalibrationReport(fitted, len(cases), in_sample, held, baseline)
+
+
+def export_measurements(measurements: list[StoredMeasurement], fmt: str) -> str:
+    """The rows in the import format (CSV, or JSON ``{"measurements": [...]}``): export then import round-trips."""
+    records = [{name: _value(m, name) for name in COLUMNS} for m in measurements]
+    if fmt == "json":
+        return json.dumps({"measurements": [{k: v for k, v in r.items() if v is not None} for r in records]},
+                          indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out = io.StringIO(newline="")
+        writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: "" if v is None else _csv_number(v) for k, v in r.items()})
+        return out.getvalue()
+    raise InvalidInputError(f"must be 'csv' or 'json', got '{fmt}'", field="format")
+
+
+def _value(m: StoredMeasurement, name: str):
+    return getattr(m.row, name)
+
+
+def _csv_number(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 80, not 80.0: as sources write it
+    return repr(value) if isinstance(value, float) else str(value)

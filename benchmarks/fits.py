@@ -1,0 +1,64 @@
+"""Storing and loading the calibration predictions use (the ``Calibration`` table, id 'default')."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+
+from llmeff.benchmarks.calibrate import Fit
+
+DEFAULT_ID = "default"
+
+
+@dataclass(frozen=True)
+class StoredFit:
+    fit: Fit
+    registry_digest: str  # of the measurement ids it was fitted on
+    rows: list  # [[measurement id, log(predicted / measured)], ...]
+    summary: dict  # fit error, hold-out error and residual bands
+
+
+def registry_digest(measurement_ids) -> str:
+    return hashlib.sha256("\n".join(sorted(measurement_ids)).encode()).hexdigest()[:16]
+
+
+def save_fit(db: str | os.PathLike[str] | None, stored: StoredFit) -> None:
+    from sqlmodel import Session, create_engine
+
+    from llmeff import db as database
+    from llmeff.benchmarks.tables import Calibration
+
+    path = database.ensure_database(database.database_path(db))
+    record = Calibration(id=DEFAULT_ID, registry_digest=stored.registry_digest,
+                         parameters=json.dumps(stored.fit.to_json(), sort_keys=True),
+                         rows=json.dumps(stored.rows), summary=json.dumps(stored.summary, sort_keys=True))
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn, Session(bind=conn) as session:  # replace the old fit in one transaction
+            old = session.get(Calibration, DEFAULT_ID)
+            if old is not None:
+                session.delete(old)
+                session.flush()
+            session.add(record)
+            session.flush()
+    finally:
+        engine.dispose()
+
+
+def load_fit(db: str | os.PathLike[str] | None = None) -> StoredFit | None:
+    """The stored calibration, or None when `llmeff bench calibrate` has not run on this database."""
+    from llmeff import db as database
+
+    with closing(database.connect(db)) as conn:
+        try:
+            row = conn.execute("SELECT registry_digest, parameters, rows, summary FROM calibration WHERE id = ?",
+                               (DEFAULT_ID,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+    if row is None:
+        return None
+    return StoredFit(Fit.from_json(json.loads(row[1])), row[0], json.loads(row[2]), json.loads(row[3]))

@@ -1,0 +1,206 @@
+"""A measurement's configuration, run through the cost model: the workload, and the metric it predicts.
+
+Each row becomes a ``RowCase`` (model, device, engine, workload with the row's techniques applied)
+or an ``Unpredictable`` with the reason. Incomplete rows are predicted under an assumption where one
+is sound, and the assumption travels with the prediction; rows measured under concurrency carry
+queueing a single-pass model cannot predict, so they are flagged and never fitted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmeff.benchmarks.engines import device_class, engine_family
+from llmeff.benchmarks.registry import StoredMeasurement
+from llmeff.errors import LlmeffError
+from llmeff.hardware.specs import Efficiency, HardwareSpec
+from llmeff.roofline import Estimate, estimate
+from llmeff.workload.operators import Workload
+
+# When a row leaves a length blank and the metric barely depends on it (decode at a short context is
+# bound by reading the weights), it is predicted at this length, and says so.
+DEFAULT_LENGTH = 128
+MAX_THROUGHPUT_WORDS = ("max-throughput", "max throughput", "peak-throughput", "peak throughput")
+CONCURRENCY_WORDS = ("qps", "clients", "concurrent", "concurrency", "request rate")
+
+
+@dataclass(frozen=True)
+class RowCase:
+    """A measurement the cost model can predict."""
+
+    measurement: StoredMeasurement
+    workload: Workload
+    spec: HardwareSpec
+    engine: str  # engine family (engines.engine_family)
+    device_class: str
+    assumptions: tuple[str, ...]
+
+    @property
+    def metric(self) -> str:
+        return self.measurement.row.metric
+
+
+@dataclass(frozen=True)
+class Unpredictable:
+    measurement: StoredMeasurement
+    reason: str
+    concurrency: bool = False  # measured under concurrent load: flagged, never fitted
+
+
+def prepare(measurements: list[StoredMeasurement], kb) -> list[RowCase | Unpredictable]:
+    """Every measurement as a case or with the reason it cannot be predicted (same order)."""
+    builder = _WorkloadBuilder(kb)
+    return [_prepare_one(m, builder) for m in measurements]
+
+
+def metric_value(metric: str, unit: str, result: Estimate) -> float:
+    """The number a row's metric reports, from an estimate of its configuration."""
+    w = result.workload
+    if metric == "ttft_ms":
+        return result.ttft_s * 1e3
+    if metric == "tpot_ms":
+        return result.tpot_s * 1e3
+    if metric == "e2e_latency_ms":
+        return result.e2e_latency_s * 1e3
+    if metric == "decode_tokens_per_s":
+        return result.decode_tokens_per_s
+    if metric == "prefill_tokens_per_s":
+        return w.batch * w.prompt_tokens / result.prefill.time_s
+    if metric == "throughput_tokens_per_s":
+        per_instance = result.output_tokens_per_s
+        return per_instance / w.devices if unit == "tokens/s/GPU" else per_instance
+    raise ValueError(f"no prediction for metric '{metric}'")  # prepare() refuses these first
+
+
+PREDICTABLE_METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "decode_tokens_per_s", "prefill_tokens_per_s",
+                       "throughput_tokens_per_s")
+
+
+def predict_case(case: RowCase, efficiency: Efficiency) -> float:
+    result = estimate(case.workload, case.spec, efficiency=efficiency)
+    return metric_value(case.metric, case.measurement.row.unit, result)
+
+
+# -- turning a row into a case --------------------------------------------------------------------
+
+def _prepare_one(m: StoredMeasurement, builder: "_WorkloadBuilder") -> RowCase | Unpredictable:
+    row = m.row
+    if m.model_id is None:
+        return Unpredictable(m, f"model '{row.model}' is not in the model registry")
+    if m.hardware_id is None:
+        return Unpredictable(m, f"hardware '{row.hardware}' is not in the hardware registry")
+    notes = (row.notes or "").lower()
+    if row.metric == "requests_per_s" or any(word in notes for word in CONCURRENCY_WORDS):
+        return Unpredictable(m, "measured under concurrent load: includes queueing a single-pass model does not "
+                                "predict (flagged, not fitted)", concurrency=True)
+    if row.metric == "speedup_x":
+        return Unpredictable(m, "a ratio against a baseline configuration: predict the two configurations' own "
+                                "rows instead")
+    if row.metric not in PREDICTABLE_METRICS:
+        return Unpredictable(m, f"the cost model does not predict {row.metric}")
+    from llmeff.benchmarks.labels import UnpredictableLabel, configuration_for
+
+    try:
+        config = configuration_for(row)
+    except UnpredictableLabel as refused:
+        return Unpredictable(m, str(refused))
+    lengths = _lengths(row)
+    if isinstance(lengths, str):
+        return Unpredictable(m, lengths)
+    prompt, output, length_notes = lengths
+    try:
+        spec = builder.spec(m.hardware_id)
+        batch, batch_notes = _batch(row, builder, m.model_id, spec, config, prompt, output)
+        workload = builder.workload(m.model_id, spec, config, batch, prompt, output)
+        estimate(workload, spec)  # e.g. a device that publishes no peak for the row's precision
+    except LlmeffError as refused:
+        return Unpredictable(m, f"the configuration does not build: {refused}")
+    return RowCase(m, workload, spec, engine_family(row.engine), device_class(spec),
+                   config.assumptions + length_notes + batch_notes)
+
+
+def _lengths(row) -> tuple[int, int, tuple[str, ...]] | str:
+    """(prompt, output, assumptions), or the reason the row's lengths cannot be settled."""
+    notes: list[str] = []
+    metric = row.metric
+    prompt, output = row.input_tokens, row.output_tokens
+    if prompt == 0:  # llama-bench "tg N": generation from an empty context
+        prompt = 1
+        notes.append("tg run from an empty context: modelled as a 1-token prompt")
+    if output == 0:  # llama-bench "pp N": the prompt only
+        output = 1
+    if prompt is None:
+        if metric in ("decode_tokens_per_s", "tpot_ms"):
+            prompt = DEFAULT_LENGTH
+            notes.append(f"prompt length not stated: decode predicted after a {DEFAULT_LENGTH}-token prompt")
+        else:
+            return f"{metric} depends on the prompt length, which the source does not state"
+    if output is None:
+        if metric in ("ttft_ms", "prefill_tokens_per_s"):
+            output = 1
+        elif metric in ("decode_tokens_per_s", "tpot_ms"):
+            output = DEFAULT_LENGTH
+            notes.append(f"output length not stated: decode averaged over {DEFAULT_LENGTH} tokens")
+        else:
+            return f"{metric} depends on the output length, which the source does not state"
+    return prompt, output, tuple(notes)
+
+
+def _batch(row, builder, model_id, spec, config, prompt, output) -> tuple[int, tuple[str, ...]]:
+    if row.batch_size is not None:
+        return row.batch_size, ()
+    notes = (row.notes or "").lower()
+    if row.metric == "throughput_tokens_per_s" and any(word in notes for word in MAX_THROUGHPUT_WORDS):
+        batch = builder.largest_batch(model_id, spec, config, prompt, output)
+        return batch, (f"offline max-throughput run with no batch size: the largest batch that fits in "
+                       f"memory ({batch})",)
+    return 1, ("batch size not stated: a single stream",)
+
+
+class _WorkloadBuilder:
+    """Workloads built once per distinct configuration (many rows share one)."""
+
+    def __init__(self, kb):
+        self._kb = kb
+        self._specs: dict[str, HardwareSpec] = {}
+        self._archs: dict[str, object] = {}
+        self._workloads: dict[tuple, Workload] = {}
+
+    def spec(self, hardware_id: str) -> HardwareSpec:
+        if hardware_id not in self._specs:
+            self._specs[hardware_id] = self._kb.hardware(hardware_id)
+        return self._specs[hardware_id]
+
+    def workload(self, model_id: str, spec: HardwareSpec, config, batch: int, prompt: int, output: int) -> Workload:
+        key = (model_id, spec.id, config, batch, prompt, output)
+        if key not in self._workloads:
+            self._workloads[key] = self._build(model_id, spec, config, batch, prompt, output)
+        return self._workloads[key]
+
+    def largest_batch(self, model_id: str, spec: HardwareSpec, config, prompt: int, output: int) -> int:
+        """Memory is linear in the batch (weights, then KV cache and activations per sequence)."""
+        one = self.workload(model_id, spec, config, 1, prompt, output).memory.total_bytes
+        two = self.workload(model_id, spec, config, 2, prompt, output).memory.total_bytes
+        capacity = spec.memory_capacity_bytes
+        if capacity is None or two <= one:
+            raise LlmeffError(f"hardware '{spec.id}' lists no memory capacity to size the batch by")
+        batch = math.floor((capacity - (2 * one - two)) / (two - one))
+        if batch < 1:
+            raise LlmeffError(f"one sequence does not fit in {spec.id}'s memory")
+        return batch
+
+    def _build(self, model_id, spec, config, batch, prompt, output) -> Workload:
+        from llmeff.analysis import resolve_technique
+        from llmeff.techniques.pipeline import apply_techniques
+        from llmeff.workload.build import build_workload
+        from llmeff.workload.request import WorkloadRequest
+
+        if model_id not in self._archs:
+            self._archs[model_id] = self._kb.model(model_id).architecture()
+        request = WorkloadRequest(batch=batch, prompt_tokens=prompt, output_tokens=output,
+                                  weight_dtype=config.weight_dtype, activation_dtype=config.activation_dtype,
+                                  kv_dtype=config.kv_dtype)
+        workload = build_workload(self._archs[model_id], request, model=model_id)
+        chosen = [resolve_technique(text, self._kb) for text in config.techniques]
+        return apply_techniques(workload, spec, chosen) if chosen else workload
