@@ -51,6 +51,39 @@ class CalibrationReport:
     fit_comparison: Comparison  # predictions of the rows it was fitted on
     holdout: Holdout | None
     baseline: Holdout | None  # one global pair of factors, left out the same way
+    cases: tuple[RowCase, ...] = ()
+
+    def metrics(self) -> list[str]:
+        return sorted({p.measurement.row.metric for p in self.fit_comparison.predictions})
+
+    @staticmethod
+    def metric_mdape(comparison: Comparison, metric: str) -> str:
+        found = [s for s in comparison.summaries("metric") if s.key == metric]
+        return f"{found[0].mdape:.1f} ({found[0].rows})" if found else "-"
+
+    def effective(self) -> list[dict]:
+        """Per device and engine the fit saw: the efficiency predictions use, and which fit it came from."""
+        seen: dict[tuple[str, str], list[RowCase]] = {}
+        for case in self.cases:
+            seen.setdefault((case.spec.id, case.engine), []).append(case)
+        out = []
+        for (hardware, engine), group in sorted(seen.items()):
+            e, which = self.fit.efficiency_for(group[0].spec, group[0].device_class, engine)
+            out.append({"hardware": hardware, "engine": engine, "rows": len(group),
+                        "compute_fraction": e.compute_fraction, "bandwidth_fraction": e.bandwidth_fraction,
+                        "kernel_overhead_s": e.kernel_overhead_s, "step_overhead_s": e.step_overhead_s,
+                        "request_overhead_s": e.request_overhead_s, "fit": which})
+        return out
+
+    def record(self) -> dict:
+        def evaluation(c: Comparison) -> dict:
+            return {"overall": c.overall(), "by_metric": c.summaries("metric"), "by_source": c.summaries("source"),
+                    "by_engine": c.summaries("engine")}
+
+        return {"mode": self.fit.mode, "fitted_rows": self.fitted_rows, "parameters": self.fit.to_json(),
+                "effective": self.effective(), "fit": evaluation(self.fit_comparison),
+                "holdout": evaluation(self.holdout.comparison()) if self.holdout else None,
+                "baseline": evaluation(self.baseline.comparison()) if self.baseline else None}
 
 
 def calibrate(db: Db = None, *, mode: str = "engine", holdout: bool = False) -> CalibrationReport:
@@ -74,7 +107,7 @@ def calibrate(db: Db = None, *, mode: str = "engine", holdout: bool = False) -> 
     rows = [[p.measurement.id, round(float(p.predicted / p.measurement.row.value), 6)]
             for p in in_sample.predictions]
     save_fit(db, StoredFit(fitted, registry_digest(c.measurement.id for c in cases), rows, summary))
-    return CalibrationReport(fitted, len(cases), in_sample, held, baseline)
+    return CalibrationReport(fitted, len(cases), in_sample, held, baseline, tuple(cases))
 
 
 def export_measurements(measurements: list[StoredMeasurement], fmt: str) -> str:
@@ -101,3 +134,23 @@ def _csv_number(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # 80, not 80.0: as sources write it
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file: a failure leaves no half-written file."""
+    import tempfile
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError(f"'{target}' is a directory; give a file name", field="output")
+    if not target.parent.exists():
+        raise InvalidInputError(f"folder '{target.parent}' does not exist", field="output")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

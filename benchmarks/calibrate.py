@@ -47,6 +47,11 @@ class Fit:
     engines: dict[str, tuple[float, float]]
     overheads: dict[str, tuple[float, float, float]]  # engine -> (kernel, step, request) seconds
     rows: dict[str, int] = field(default_factory=dict)  # group ("class:x", "device:y", "engine:z") -> rows
+    # per device class, the fitted engine with the most rows there: what a prediction naming none assumes
+    default_engines: dict[str, str] = field(default_factory=dict)
+
+    def default_engine(self, device_class: str) -> str | None:
+        return self.default_engines.get(device_class) or self.default_engines.get("*")
 
     def efficiency_for(self, case_spec, device_class: str, engine: str) -> tuple[Efficiency, str]:
         """The efficiency a prediction on this device under this engine uses, and a sentence on which fit."""
@@ -84,7 +89,7 @@ class Fit:
 
     def to_json(self) -> dict:
         return {"mode": self.mode, "classes": self.classes, "devices": self.devices, "engines": self.engines,
-                "overheads": self.overheads, "rows": self.rows}
+                "overheads": self.overheads, "rows": self.rows, "default_engines": self.default_engines}
 
     @classmethod
     def from_json(cls, data: dict) -> "Fit":
@@ -92,7 +97,7 @@ class Fit:
             return {k: tuple(v) for k, v in d.items()}
 
         return cls(data["mode"], pairs(data["classes"]), pairs(data["devices"]), pairs(data["engines"]),
-                   pairs(data["overheads"]), dict(data["rows"]))
+                   pairs(data["overheads"]), dict(data["rows"]), dict(data.get("default_engines", {})))
 
 
 def fit(cases: list[RowCase], *, mode: str = "engine", ridge: float = RIDGE) -> Fit:
@@ -141,6 +146,7 @@ class _Layout:
         self.engines = sorted(k for k, n in engine_rows.items() if mode != "global" and n >= MIN_GROUP_ROWS)
         if mode == "global":
             self.classes = ["*"]
+        self.default_engines = _default_engines(cases, set(self.engines))
         self.rows = {**{f"class:{k}": class_rows.get(k, len(cases)) for k in self.classes},
                      **{f"device:{k}": device_rows[k] for k in self.devices},
                      **{f"engine:{k}": engine_rows[k] for k in self.engines}}
@@ -183,5 +189,17 @@ class _Layout:
 
         return Fit(self.mode, named(self.classes, classes), named(self.devices, devices),
                    named(self.engines, engines),
-                   {n: tuple(float(f"{v * s:.6g}") for v, s in zip(row, scale)) for n, row in zip(self.engines, overheads)},
-                   self.rows)
+                   {n: tuple(float(f"{v * s:.6g}") for v, s in zip(row, scale))
+                    for n, row in zip(self.engines, overheads)},
+                   self.rows, self.default_engines)
+
+
+def _default_engines(cases: list[RowCase], fitted: set[str]) -> dict[str, str]:
+    """Per class (and overall, '*'), the fitted engine with the most rows; ties go to the first by name."""
+    counts: dict[str, dict[str, int]] = {}
+    for case in cases:
+        if case.engine in fitted:
+            for key in (case.device_class, "*"):
+                counts.setdefault(key, {}).setdefault(case.engine, 0)
+                counts[key][case.engine] += 1
+    return {key: min(engines, key=lambda e: (-engines[e], e)) for key, engines in sorted(counts.items())}

@@ -145,3 +145,27 @@ def residual_bands(predictions) -> dict[str, tuple[float, float]]:
         logs[p.measurement.row.metric].append(float(np.log(p.predicted / p.measurement.row.value)))
     return {metric: tuple(float(q) for q in np.quantile(values, BAND_QUANTILES))
             for metric, values in sorted(logs.items()) if len(values) >= 5}
+
+
+def comparison_record(comparison: Comparison) -> dict:
+    """The rows, the unpredictable rows with their reasons and the summaries, as ``--json`` prints them."""
+    return {
+        "calibration": comparison.calibration,
+        "overall": comparison.overall(),
+        "summaries": {g: comparison.summaries(g) for g in GROUPINGS},
+        "rows": [prediction_record(p) for p in comparison.predictions],
+        "unpredictable": [{"id": u.measurement.id, "source_id": u.measurement.row.source_id,
+                           "model": u.measurement.row.model, "hardware": u.measurement.row.hardware,
+                           "metric": u.measurement.row.metric, "reason": u.reason,
+                           "concurrency": u.concurrency} for u in comparison.unpredictable],
+    }
+
+
+def prediction_record(p: Prediction) -> dict:
+    row = p.measurement.row
+    return {"id": p.measurement.id, "source_id": row.source_id, "model_id": p.measurement.model_id,
+            "hardware_id": p.measurement.hardware_id, "engine": p.engine, "device_class": p.device_class,
+            "metric": row.metric, "unit": row.unit, "batch_size": row.batch_size,
+            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "technique": row.technique,
+            "measured": row.value, "predicted": p.predicted, "error": p.error,
+            "band": list(p.band) if p.band else None, "fit": p.fit, "assumptions": list(p.assumptions)}

@@ -62,3 +62,27 @@ def load_fit(db: str | os.PathLike[str] | None = None) -> StoredFit | None:
     if row is None:
         return None
     return StoredFit(Fit.from_json(json.loads(row[1])), row[0], json.loads(row[2]), json.loads(row[3]))
+
+
+def calibrated_spec(db, spec, engine: str | None = None):
+    """``spec`` with the stored calibration's efficiency for it under ``engine``; unchanged when none is stored.
+
+    With no engine named, the prediction assumes the fitted engine with the most rows on the device's
+    class, and its efficiency source says so.
+    """
+    from dataclasses import replace
+
+    from llmeff.benchmarks.engines import UNNAMED_ENGINE, device_class, engine_family
+
+    stored = load_fit(db)
+    if stored is None:
+        return spec
+    klass = device_class(spec)
+    if engine:
+        family, why = engine_family(engine), f"engine '{engine}'"
+    else:
+        family = stored.fit.default_engine(klass) or UNNAMED_ENGINE
+        why = f"engine not named: assuming '{family}', the fitted engine with the most rows on class '{klass}'"
+    efficiency, which = stored.fit.efficiency_for(spec, klass, family)
+    return replace(spec, efficiency=replace(efficiency, source=f"calibrated by llmeff bench calibrate ({why}): "
+                                                                f"{which}"))

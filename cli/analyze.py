@@ -20,8 +20,17 @@ def _ms(seconds: float) -> str:
 
 def _short(source: str) -> str:
     """The efficiency source's first clause; 'llmeff hardware show' prints it whole."""
+    if source.startswith("calibrated"):
+        return source  # which fit and which engine the numbers assume: the user must see it whole
     head = source.split(":")[0] if source.startswith("class default") else source
     return head if len(head) <= 90 else head[:89] + "…"
+
+
+def _efficiency(eff, source: str) -> str:
+    overheads = "".join(f", +{value * 1e3:.3g} ms per {name}" for name, value in
+                        (("step", eff.step_overhead_s), ("request", eff.request_overhead_s)) if value >= 1e-6)
+    return (f"compute x{eff.compute_fraction:.3g}, bandwidth x{eff.bandwidth_fraction:.3g}, "
+            f"+{eff.kernel_overhead_s * 1e6:.3g} us per kernel{overheads} ({_short(source)})")
 
 
 def _phase_table(title: str, phase) -> None:
@@ -67,6 +76,9 @@ def analyze(
         help="Apply a technique: a plugin or knowledge-base id, with parameters after ':' "
         "(e.g. weight-only-quant:bits=4,group_size=128). Repeatable; applied in stage order.",
     ),
+    engine: str = typer.Option(None, help="Engine the calibration's factors are taken for (after llmeff bench "
+                                          "calibrate; default: stated)."),
+    uncalibrated: bool = typer.Option(False, "--uncalibrated", help="Ignore the stored calibration."),
     json: bool = JSON,
 ) -> None:
     """Roofline analysis per operator for prefill and decode, with TTFT, TPOT, throughput and memory.
@@ -88,6 +100,8 @@ def analyze(
             decode_context=decode_context,
             techniques=tuple(technique),
             db=db_path(ctx),
+            engine=engine,
+            calibrated=not uncalibrated,
         )
     )
     if json:
@@ -106,9 +120,7 @@ def analyze(
                      f"ridge point {e.roof.ridge_point:.1f} FLOP/byte"),
             ("peak used", None if e.roof.peak_source is None else
              f"{e.dtype} runs at the published {e.roof.peak_dtype} rate ({e.roof.peak_source})"),
-            ("efficiency", f"compute x{e.roof.efficiency.compute_fraction:g}, bandwidth "
-                           f"x{e.roof.efficiency.bandwidth_fraction:g}, +{e.roof.efficiency.kernel_overhead_s * 1e6:g} us "
-                           f"per kernel ({_short(result.efficiency_source)})"),
+            ("efficiency", _efficiency(e.roof.efficiency, result.efficiency_source)),
         ],
     )
     for applied in w.applied:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from llmeff import __version__
-from llmeff.cli import analyze, db, hardware, models, plan, techniques
+from llmeff.cli import analyze, bench, db, hardware, models, plan, techniques
 
 app = typer.Typer(
     name="llmeff",
@@ -22,6 +22,7 @@ app.add_typer(techniques.app, name="techniques")
 app.add_typer(hardware.app, name="hardware")
 app.add_typer(models.app, name="models")
 app.add_typer(db.app, name="db")
+app.add_typer(bench.app, name="bench")
 app.command("analyze")(analyze.analyze)
 app.command("plan")(plan.plan)
 

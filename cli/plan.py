@@ -31,6 +31,9 @@ def plan(
     exclude: list[str] = typer.Option([], help="Technique entry no plan may contain, or a plugin id to drop every entry using it (repeatable)."),
     search: str = typer.Option("greedy", help="greedy, or exhaustive (every combination, up to --max-candidates)."),
     max_candidates: int = typer.Option(20000, help="Exhaustive search stops after this many candidates."),
+    engine: str = typer.Option(None, help="Engine the calibration's factors are taken for (after llmeff bench "
+                                          "calibrate; default: stated)."),
+    uncalibrated: bool = typer.Option(False, "--uncalibrated", help="Ignore the stored calibration."),
     json: bool = JSON,
 ) -> None:
     """Recommend techniques for a model, device and workload under constraints, and say why.
@@ -51,7 +54,7 @@ def plan(
         max_ttft_ms=max_ttft_ms, max_tpot_ms=max_tpot_ms, accuracy_budget=accuracy_budget, objective=objective,
         price_usd_per_device_hour=price_per_device_hour,
         top=top, require=tuple(require), exclude=tuple(exclude), search=search, max_candidates=max_candidates,
-        db=db_path(ctx),
+        engine=engine, calibrated=not uncalibrated, db=db_path(ctx),
     )
     # a bar only on a terminal: pipes and files get the answer alone
     with Progress(transient=True, disable=json or not render.console.is_terminal, console=render.console) as bar:
@@ -88,6 +91,7 @@ def _print(result, objective: str) -> None:
                              f"one's accuracy: {_accuracy(best)}.", highlight=False)
     subject = "the recommendation" if best else "the closest plan"
     render.bullet_list(f"Why ({subject}'s settings in full)", result.explanation)
+    render.console.print(f"Efficiency terms: {result.efficiency_source}", highlight=False)
 
 
 def _figures(c) -> tuple[str, ...]:

@@ -25,6 +25,9 @@ class AnalysisRequest:
     decode_context: int | None = None  # also show one decode step at this context length
     techniques: tuple[str, ...] = ()  # "plugin-or-technique-id[:name=value,...]", applied in stage order
     db: str | os.PathLike[str] | None = None
+    # the engine the calibration's factors are taken for (default: stated); unused before `bench calibrate`
+    engine: str | None = None
+    calibrated: bool = True  # use the stored calibration, if any
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ def analyze(request: AnalysisRequest) -> Analysis:
         spec = kb.hardware(request.hardware)
         arch, label = _load_model(kb, request.model, request.config)
         chosen = [resolve_technique(text, kb) for text in request.techniques]
+    if request.calibrated:
+        from llmeff.benchmarks.fits import calibrated_spec
+
+        spec = calibrated_spec(request.db, spec, request.engine)
     workload = build_workload(arch, request.workload, model=label)
     if chosen:
         from llmeff.techniques.pipeline import apply_techniques

@@ -29,6 +29,8 @@ class PlanRequest:
     exclude: tuple[str, ...] = ()
     search: str = "greedy"
     max_candidates: int = 20000  # exhaustive search stops enumerating here
+    engine: str | None = None  # the engine the calibration's factors are taken for (default: stated)
+    calibrated: bool = True  # use the stored calibration (llmeff bench calibrate), if any
     db: str | os.PathLike[str] | None = None
 
     def validate(self) -> None:

@@ -48,6 +48,7 @@ class PlanResult:
     binding: str | None = None  # when nothing is feasible: the constraint the best candidate still breaks
     pareto: tuple[Candidate, ...] = field(default_factory=tuple)
     price_usd_per_device_hour: float | None = None  # the request's, else the hardware record's
+    efficiency_source: str = ""  # the published default or the stored calibration, and which fit
 
     def usd_per_million_tokens(self, c: Candidate) -> float | None:
         return _usd_per_million_tokens(c, self.price_usd_per_device_hour)
@@ -89,6 +90,7 @@ def plan_to_dict(result: PlanResult) -> dict:
         "explanation": list(result.explanation),
         "binding_constraint": result.binding,
         "evaluated": result.evaluated,
+        "efficiency_source": result.efficiency_source,
     }
 
 
@@ -101,6 +103,10 @@ def plan(request: PlanRequest, *, progress: Callable[[int, int], None] | None = 
     request.validate()
     with open_kb(request.db) as kb:
         spec = kb.hardware(request.hardware)
+        if request.calibrated:
+            from llmeff.benchmarks.fits import calibrated_spec
+
+            spec = calibrated_spec(request.db, spec, request.engine)
         price = request.price_usd_per_device_hour or spec.price_usd_per_hour
         if request.objective == "cost" and price is None:
             raise InvalidInputError(f"objective 'cost' needs a price: hardware '{spec.id}' has none in the registry; "
@@ -128,7 +134,7 @@ def plan(request: PlanRequest, *, progress: Callable[[int, int], None] | None = 
     binding = None if best.feasible else best.violations[0]
     shown = _distinct(ranked, max(request.top, 1))
     return PlanResult(request, baseline, shown, evaluate.count,
-                      _explain(evaluate, best), binding, _pareto(ranked), price)
+                      _explain(evaluate, best), binding, _pareto(ranked), price, spec.efficiency.source)
 
 
 class _Evaluator:

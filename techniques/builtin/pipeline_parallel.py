@@ -12,10 +12,10 @@ work: every per-layer row runs for one micro-batch (FLOPs, activations and KV di
 read again per micro-batch) on n + (m - 1) x ceil(n/p) layers, where n is its layer count and
 ceil(n/p) its layers on the fullest stage. The embedding and the LM head run once per micro-batch
 on the path. p - 1 point-to-point sends of the micro-batch's hidden states (tokens/m x hidden x
-activation bytes) are added on the interconnect. With m = 1 (a single sequence) the pass takes the
-whole model's time plus the sends: no speedup. The estimate's TTFT and TPOT are then latencies of
-the batch through the pipeline, and its throughput (B x output tokens / end-to-end latency) is
-that of one pipeline serving this batch; each device is busy only m/(m + p - 1) of the pass.
+activation bytes) are added on the interconnect (on PCIe-only cards, the host link). With m = 1
+(a single sequence) the pass takes the whole model's time plus the sends: no speedup. The
+estimate's TTFT and TPOT are then latencies of the batch through the pipeline, and its throughput
+(B x output tokens / end-to-end latency) is that of one pipeline serving this batch; each device is busy only m/(m + p - 1) of the pass.
 
 The memory footprint is the fullest device's: ceil(n/p) of each layer group's weights and KV, plus
 the larger of the embedding (first stage) and LM head with final norm (last stage). Not modelled:
@@ -58,6 +58,15 @@ class PipelineParallelParams(Params):
             raise InvalidInputError(f"must be a positive integer, got {self.micro_batches}", field="micro_batches")
 
 
+def send_link(hardware) -> str:
+    """Stages send over the GPU-to-GPU link, or over PCIe (the host link) on cards that have none."""
+    return "interconnect" if hardware.interconnect is not None else "host-link"
+
+
+def _send_link_problem(hardware) -> str | None:
+    return link_missing(hardware, send_link(hardware))
+
+
 class PipelineParallel(BaseTechnique):
     id = "pipeline-parallel"
     stage = "system"
@@ -73,7 +82,7 @@ class PipelineParallel(BaseTechnique):
 
     def applicability(self, workload, hardware, params):
         arch = workload.architecture
-        problem = (link_missing(hardware, "interconnect") or order_problem(workload, self.id, LATER, EXCLUSIVE)
+        problem = (_send_link_problem(hardware) or order_problem(workload, self.id, LATER, EXCLUSIVE)
                    or (None if arch is not None else "the workload carries no architecture to split"))
         if problem:
             return refuse(problem)
@@ -85,7 +94,8 @@ class PipelineParallel(BaseTechnique):
 
     def rewrite(self, workload, hardware, params):
         p, m, arch = params.stages, params.micro_batches, workload.architecture
-        tables = [self._path(phase, arch, p, m, workload.activation_dtype)
+        link = send_link(hardware)
+        tables = [self._path(phase, arch, p, m, workload.activation_dtype, link)
                   for phase in (workload.prefill, workload.decode)]
         memory = self._memory(workload, tables[0], p)
         bubble = (p - 1) / (m + p - 1)
@@ -100,14 +110,15 @@ class PipelineParallel(BaseTechnique):
             f"as {m} micro-batch(es) of {workload.batch // m}",
             f"each pass takes the whole model for one micro-batch plus {m - 1} more slowest-stage slot(s): "
             f"bubble fraction (p-1)/(m+p-1) = {bubble:.3f}" + ("; no speedup for one micro-batch" if m == 1 else ""),
-            f"{p - 1} point-to-point sends of {send / 1e6:.2f} MB per prefill micro-batch on the interconnect",
+            f"{p - 1} point-to-point sends of {send / 1e6:.2f} MB per prefill micro-batch on the {link}"
+            + (" (no GPU-to-GPU link listed: the sends cross PCIe)" if link == "host-link" else ""),
             f"per device: weights {gib(workload.memory.weight_bytes)} -> {gib(memory.weight_bytes)}, KV "
             f"{gib(workload.memory.kv_cache_bytes)} -> {gib(memory.kv_cache_bytes)}; throughput is B x output / "
             f"latency of this one batch (devices busy {1 - bubble:.3f} of each pass)",
         ]
 
     @staticmethod
-    def _path(phase, arch, p: int, m: int, dtype: str):
+    def _path(phase, arch, p: int, m: int, dtype: str, link: str):
         table = phase.table
         names = np.array(table.names)
         per_layer = ~np.isin(names, WHOLE_MODEL)
@@ -125,7 +136,7 @@ class PipelineParallel(BaseTechnique):
                                                   "activation_bytes_per_context", "kv_bytes_base",
                                                   "kv_bytes_per_context")})
         send = phase.tokens / m * arch.hidden_size * bytes_of(dtype)
-        return append_rows(path, [transfer_row("pp_send", "interconnect", dtype, layers=p - 1,
+        return append_rows(path, [transfer_row("pp_send", link, dtype, layers=p - 1,
                                                activation_bytes_base=send)])
 
     @staticmethod

@@ -36,3 +36,12 @@ def workload(registry):
 @pytest.fixture(scope="session")
 def device(registry):
     return registry[1].__getitem__
+
+
+@pytest.fixture(scope="session")
+def pcie_unmeasured(device):
+    """An RTX 4090 whose PCIe link lists no bandwidth (as entries whose datasheet was not read do)."""
+    from dataclasses import replace
+
+    card = device("rtx-4090-24gb")
+    return replace(card, host_link=replace(card.host_link, bandwidth_bytes_per_s=None))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from llmeff.errors import InvalidInputError
@@ -52,7 +54,9 @@ def test_dense_models_and_bad_settings_are_refused(workload, device):
         ExpertOffloadingParams(hit_rate=1.5)
     with pytest.raises(InvalidInputError, match="field 'cache_experts'"):
         ExpertOffloadingParams(cache_experts=-1)
-    assert "without a bandwidth" in PLUGIN.applicability(workload("mixtral-8x7b"), device("rtx-4090-24gb"),
+    card = device("rtx-4090-24gb")
+    unmeasured = replace(card, host_link=replace(card.host_link, bandwidth_bytes_per_s=None))
+    assert "without a bandwidth" in PLUGIN.applicability(workload("mixtral-8x7b"), unmeasured,
                                                          ExpertOffloadingParams(cache_experts=2)).reason
 
 

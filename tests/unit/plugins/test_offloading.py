@@ -61,11 +61,11 @@ def test_least_fraction_that_fits(workload, device):
     assert reason.startswith("the footprint (") and "nothing needs offloading" in reason
 
 
-def test_refusals_and_invalid_fractions(workload, device):
-    reason = PLUGIN.applicability(workload(), device("rtx-4090-24gb"), OffloadingParams(weight_fraction=1.0)).reason
+def test_refusals_and_invalid_fractions(workload, pcie_unmeasured):
+    reason = PLUGIN.applicability(workload(), pcie_unmeasured, OffloadingParams(weight_fraction=1.0)).reason
     assert reason == "hardware 'rtx-4090-24gb' lists its host-link (pcie4-x16) without a bandwidth"
     with pytest.raises(TechniqueNotApplicableError, match="offloading cannot apply: hardware 'rtx-4090-24gb'"):
-        PLUGIN.apply(workload(), device("rtx-4090-24gb"), OffloadingParams(weight_fraction=1.0))
+        PLUGIN.apply(workload(), pcie_unmeasured, OffloadingParams(weight_fraction=1.0))
     with pytest.raises(InvalidInputError, match="field 'kv_fraction': must be between 0 and 1, got 1.5"):
         OffloadingParams(kv_fraction=1.5)
     with pytest.raises(InvalidInputError, match="field 'weight_fraction': weight_fraction and kv_fraction are both 0"):

@@ -77,7 +77,7 @@ def test_after_tensor_parallel_devices_multiply(workload, device):
     assert not TENSOR_PARALLEL.applicability(both, h100, TensorParallelParams(degree=2)).ok
 
 
-def test_invalid_settings_name_the_parameter(workload, device):
+def test_invalid_settings_name_the_parameter(workload, device, pcie_unmeasured):
     with pytest.raises(InvalidInputError, match="field 'stages': must be an integer of at least 2, got 1"):
         PipelineParallelParams(stages=1)
     with pytest.raises(InvalidInputError, match="field 'micro_batches'"):
@@ -87,8 +87,21 @@ def test_invalid_settings_name_the_parameter(workload, device):
         "micro_batches 3 does not divide the batch of 4"
     assert PLUGIN.applicability(workload(), a100, PipelineParallelParams(stages=40)).reason == \
         "stages 40 exceed the model's 32 layers"
-    assert "lists no interconnect" in PLUGIN.applicability(workload(), device("rtx-4090-24gb"),
-                                                           PipelineParallelParams()).reason
+    assert PLUGIN.applicability(workload(), pcie_unmeasured, PipelineParallelParams()).reason == \
+        "hardware 'rtx-4090-24gb' lists its host-link (pcie4-x16) without a bandwidth"
+
+
+def test_cards_without_a_gpu_link_send_over_pcie(workload, device):
+    card = device("rtx-4090-24gb")  # no NVLink; PCIe 4.0 x16, 64 GB/s both ways = 32 GB/s each way
+    assert card.interconnect is None
+    base = workload("llama-2-7b", prompt=512)
+    pp = PLUGIN.apply(base, card, PipelineParallelParams(stages=2, micro_batches=1))
+    send = _row(pp, "prefill", "pp_send")
+    assert (send.layers, send.activation_bytes_base) == (1, 512 * H * 2)
+    assert pp.prefill.table.resources[-1] == "host-link"
+    extra = estimate(pp, card).roofline_ttft_s - estimate(base, card).roofline_ttft_s
+    assert extra == pytest.approx(512 * H * 2 / 32e9)
+    assert "no GPU-to-GPU link listed: the sends cross PCIe" in pp.applied[-1].changes[2]
 
 
 @pytest.mark.parametrize("model,hardware", [("llama-2-7b", "a100-sxm4-80gb"), ("mixtral-8x7b", "h100-sxm-80gb"),

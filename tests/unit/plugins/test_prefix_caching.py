@@ -64,7 +64,7 @@ def test_host_fetch_over_the_link(workload, device):
     assert op.roofline_time_s == pytest.approx(500 * KV_BYTES_PER_TOKEN / 4 / 32e9)
 
 
-def test_invalid_params_and_refusals(workload, device):
+def test_invalid_params_and_refusals(workload, device, pcie_unmeasured):
     with pytest.raises(InvalidInputError, match="field 'hit_ratio': must be between 0 and 1"):
         PrefixCachingParams(hit_ratio=1.5)
     with pytest.raises(InvalidInputError, match="field 'source': must be one of device, host, got 'disk'"):
@@ -73,7 +73,7 @@ def test_invalid_params_and_refusals(workload, device):
         PrefixCachingParams(compression_ratio=3.5)
     base = workload("llama-2-7b", prompt=512)
     host = PrefixCachingParams(source="host")
-    verdict = PLUGIN.applicability(base, device("rtx-4090-24gb"), host)  # PCIe bandwidth not read for it
+    verdict = PLUGIN.applicability(base, pcie_unmeasured, host)
     assert not verdict.ok and "no host link bandwidth" in verdict.reason
     with pytest.raises(TechniqueNotApplicableError):
         PLUGIN.apply(base, device("snapdragon-8-gen-3"), host)
