@@ -35,6 +35,14 @@ ENGINE_FAMILIES = (
     EngineFamily("sglang", "SGLang", r"sglang"),
     EngineFamily("mlc-llm", "MLC LLM", r"mlc"),
 )
+# What an engine does whether or not a source mentions it: the prediction applies it too, and says so.
+ENGINE_DEFAULT_TECHNIQUES: dict[str, tuple[tuple[str, str], ...]] = {
+    "tensorrt-llm": (("fused-attention",
+                      "TensorRT-LLM builds its engines with context FMHA on: tensorrt_llm/plugin/plugin.py "
+                      "PluginConfig._context_fmha default True ('performs the MHA/MQA/GQA block using a single "
+                      "kernel'); docs/source/advanced/gpt-attention.md 'Context Phase' (Flash Attention for longer "
+                      "sequences)"),),
+}
 UNNAMED_ENGINE = "unnamed"  # no engine given: the class's factors with no engine correction
 
 

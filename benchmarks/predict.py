@@ -102,7 +102,7 @@ def _prepare_one(m: StoredMeasurement, builder: "_WorkloadBuilder") -> RowCase |
     from llmeff.benchmarks.labels import UnpredictableLabel, configuration_for
 
     try:
-        config = configuration_for(row)
+        config = _with_engine_defaults(configuration_for(row), engine_family(row.engine))
     except UnpredictableLabel as refused:
         return Unpredictable(m, str(refused))
     lengths = _lengths(row)
@@ -118,6 +118,21 @@ def _prepare_one(m: StoredMeasurement, builder: "_WorkloadBuilder") -> RowCase |
         return Unpredictable(m, f"the configuration does not build: {refused}")
     return RowCase(m, workload, spec, engine_family(row.engine), device_class(spec),
                    config.assumptions + length_notes + batch_notes)
+
+
+def _with_engine_defaults(config, engine: str):
+    """The row's configuration plus what its engine always does (engines.ENGINE_DEFAULT_TECHNIQUES)."""
+    from dataclasses import replace
+
+    from llmeff.benchmarks.engines import ENGINE_DEFAULT_TECHNIQUES
+
+    present = {spec.split(":")[0] for spec in config.techniques}
+    added = [(plugin, why) for plugin, why in ENGINE_DEFAULT_TECHNIQUES.get(engine, ()) if plugin not in present]
+    if not added:
+        return config
+    return replace(config, techniques=config.techniques + tuple(plugin for plugin, _ in added),
+                   assumptions=config.assumptions + tuple(f"{engine} applies {plugin} by default: {why}"
+                                                          for plugin, why in added))
 
 
 def _lengths(row) -> tuple[int, int, tuple[str, ...]] | str:
@@ -164,13 +179,21 @@ class _WorkloadBuilder:
     def __init__(self, kb):
         self._kb = kb
         self._specs: dict[str, HardwareSpec] = {}
-        self._archs: dict[str, object] = {}
+        self._models: dict[str, object] = {}  # id -> ModelRecord
         self._workloads: dict[tuple, Workload] = {}
+        self._techniques: dict[str, tuple] = {}
 
     def spec(self, hardware_id: str) -> HardwareSpec:
-        if hardware_id not in self._specs:
-            self._specs[hardware_id] = self._kb.hardware(hardware_id)
-        return self._specs[hardware_id]
+        if not self._specs:  # one read of the registry, not one per device
+            self._specs = {s.id: s for s in self._kb.hardware_list()}
+        return self._specs[hardware_id] if hardware_id in self._specs else self._kb.hardware(hardware_id)
+
+    def technique(self, text: str) -> tuple:
+        from llmeff.analysis import resolve_technique
+
+        if text not in self._techniques:  # parsing validates parameters by type hints: worth doing once
+            self._techniques[text] = resolve_technique(text, self._kb)
+        return self._techniques[text]
 
     def workload(self, model_id: str, spec: HardwareSpec, config, batch: int, prompt: int, output: int) -> Workload:
         key = (model_id, spec.id, config, batch, prompt, output)
@@ -191,16 +214,16 @@ class _WorkloadBuilder:
         return batch
 
     def _build(self, model_id, spec, config, batch, prompt, output) -> Workload:
-        from llmeff.analysis import resolve_technique
         from llmeff.techniques.pipeline import apply_techniques
         from llmeff.workload.build import build_workload
         from llmeff.workload.request import WorkloadRequest
 
-        if model_id not in self._archs:
-            self._archs[model_id] = self._kb.model(model_id).architecture()
+        if not self._models:  # one read of the registry, not one per model
+            self._models = {m.id: m for m in self._kb.models()}
+        record = self._models[model_id] if model_id in self._models else self._kb.model(model_id)
         request = WorkloadRequest(batch=batch, prompt_tokens=prompt, output_tokens=output,
                                   weight_dtype=config.weight_dtype, activation_dtype=config.activation_dtype,
                                   kv_dtype=config.kv_dtype)
-        workload = build_workload(self._archs[model_id], request, model=model_id)
-        chosen = [resolve_technique(text, self._kb) for text in config.techniques]
+        workload = build_workload(record.architecture(), request, model=model_id)
+        chosen = [self.technique(text) for text in config.techniques]
         return apply_techniques(workload, spec, chosen) if chosen else workload

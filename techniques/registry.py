@@ -72,6 +72,9 @@ def load_plugins() -> dict:
 
 def get_plugin(plugin_id: str):
     """One plugin by id or alias; an unknown id suggests close ones."""
+    infos = plugin_infos()
+    if plugin_id in infos:  # import only this plugin's module, not all of them
+        return _load(plugin_id, infos[plugin_id].target)
     plugins = load_plugins()
     if plugin_id in plugins:
         return plugins[plugin_id]
