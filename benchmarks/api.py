@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 
 from llmeff.benchmarks.calibrate import MODES, Fit, fit as fit_cases
-from llmeff.benchmarks.compare import (Comparison, Holdout, compare, leave_one_source_out, predict_cases,
+from llmeff.benchmarks.compare import (Comparison, Holdout, compare, k_fold, leave_one_source_out, predict_cases,
                                       residual_bands)
 from llmeff.benchmarks.fits import StoredFit, load_fit, registry_digest, save_fit
 from llmeff.benchmarks.predict import RowCase, prepare
@@ -52,6 +52,7 @@ class CalibrationReport:
     holdout: Holdout | None
     baseline: Holdout | None  # one global pair of factors, left out the same way
     cases: tuple[RowCase, ...] = ()
+    folds: Holdout | None = None  # 5-fold by row: interpolation within the sources seen
 
     def metrics(self) -> list[str]:
         return sorted({p.measurement.row.metric for p in self.fit_comparison.predictions})
@@ -83,7 +84,8 @@ class CalibrationReport:
         return {"mode": self.fit.mode, "fitted_rows": self.fitted_rows, "parameters": self.fit.to_json(),
                 "effective": self.effective(), "fit": evaluation(self.fit_comparison),
                 "holdout": evaluation(self.holdout.comparison()) if self.holdout else None,
-                "baseline": evaluation(self.baseline.comparison()) if self.baseline else None}
+                "baseline": evaluation(self.baseline.comparison()) if self.baseline else None,
+                "k_fold": evaluation(self.folds.comparison()) if self.folds else None}
 
 
 def calibrate(db: Db = None, *, mode: str = "engine", holdout: bool = False) -> CalibrationReport:
@@ -99,6 +101,7 @@ def calibrate(db: Db = None, *, mode: str = "engine", holdout: bool = False) -> 
         fitted = fit_cases(cases, mode=mode)
         held = leave_one_source_out(cases, mode=mode) if holdout else None
         baseline = leave_one_source_out(cases, mode="global") if holdout else None
+        folds = k_fold(cases, mode=mode) if holdout else None
         in_sample = Comparison(tuple(predict_cases(cases, fitted, None)), (), f"fit ({mode})")
     # the band comes from the left-out residuals when they were computed: the honest spread
     bands = held.bands() if held else residual_bands(in_sample.predictions)
@@ -107,7 +110,7 @@ def calibrate(db: Db = None, *, mode: str = "engine", holdout: bool = False) -> 
     rows = [[p.measurement.id, round(float(p.predicted / p.measurement.row.value), 6)]
             for p in in_sample.predictions]
     save_fit(db, StoredFit(fitted, registry_digest(c.measurement.id for c in cases), rows, summary))
-    return CalibrationReport(fitted, len(cases), in_sample, held, baseline, tuple(cases))
+    return CalibrationReport(fitted, len(cases), in_sample, held, baseline, tuple(cases), folds)
 
 
 def export_measurements(measurements: list[StoredMeasurement], fmt: str) -> str:

@@ -26,6 +26,7 @@ MODES = ("engine", "engine+device", "device", "global")
 RIDGE = 1.0  # weight of an offset of 1 (in logit units) against a residual of 1 (in log units)
 OVERHEAD_SCALE = {"kernel": 1e-5, "step": 1e-3, "request": 1e-2}  # seconds per parameter unit
 OVERHEAD_RIDGE = 0.05
+LOSS = "soft_l1"
 
 
 def _logit(p: float) -> float:
@@ -127,7 +128,7 @@ def fit(cases: list[RowCase], *, mode: str = "engine", ridge: float = RIDGE) -> 
 
     lower = np.r_[np.full(layout.offsets, -np.inf), np.zeros(layout.size - layout.offsets)]
     solution = least_squares(residuals, np.zeros(layout.size), bounds=(lower, np.full(layout.size, np.inf)),
-                             loss="soft_l1", f_scale=0.2, method="trf", x_scale=1.0, max_nfev=200)
+                             loss=LOSS, f_scale=0.2, method="trf", x_scale=1.0, max_nfev=200)
     return layout.fit(solution.x)
 
 

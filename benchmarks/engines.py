@@ -43,6 +43,13 @@ ENGINE_DEFAULT_TECHNIQUES: dict[str, tuple[tuple[str, str], ...]] = {
                       "kernel'); docs/source/advanced/gpt-attention.md 'Context Phase' (Flash Attention for longer "
                       "sequences)"),),
 }
+# Engines that batch in flight over a paged KV cache: at steady state the running sequences sit at
+# every stage of their generation and hold only the blocks they filled, so memory holds a batch at
+# the mean context (prompt + output / 2), not every sequence at its final length.
+INFLIGHT_BATCHING_ENGINES = {
+    "tensorrt-llm": "TensorRT-LLM docs/source/advanced/gpt-attention.md, 'In-flight Batching' and 'Paged KV Cache'",
+    "vllm": "vLLM, arXiv 2309.06180 (iteration-level scheduling over PagedAttention blocks, sections 4.1 and 4.2)",
+}
 UNNAMED_ENGINE = "unnamed"  # no engine given: the class's factors with no engine correction
 
 

@@ -167,6 +167,15 @@ def _batch(row, builder, model_id, spec, config, prompt, output) -> tuple[int, t
         return row.batch_size, ()
     notes = (row.notes or "").lower()
     if row.metric == "throughput_tokens_per_s" and any(word in notes for word in MAX_THROUGHPUT_WORDS):
+        from llmeff.benchmarks.engines import INFLIGHT_BATCHING_ENGINES
+
+        engine = engine_family(row.engine)
+        if engine in INFLIGHT_BATCHING_ENGINES:
+            batch = builder.largest_batch(model_id, spec, config, prompt, max(1, output // 2), in_flight=True)
+            return batch, (f"offline max-throughput run with no batch size: the largest batch that fits in memory "
+                           f"({batch}) with each sequence holding the mean context's KV cache (prompt + output/2) and "
+                           f"one prompt's activations at a time, as {engine} batches in flight over paged KV "
+                           f"({INFLIGHT_BATCHING_ENGINES[engine]})",)
         batch = builder.largest_batch(model_id, spec, config, prompt, output)
         return batch, (f"offline max-throughput run with no batch size: the largest batch that fits in "
                        f"memory ({batch})",)
@@ -201,14 +210,22 @@ class _WorkloadBuilder:
             self._workloads[key] = self._build(model_id, spec, config, batch, prompt, output)
         return self._workloads[key]
 
-    def largest_batch(self, model_id: str, spec: HardwareSpec, config, prompt: int, output: int) -> int:
-        """Memory is linear in the batch (weights, then KV cache and activations per sequence)."""
-        one = self.workload(model_id, spec, config, 1, prompt, output).memory.total_bytes
-        two = self.workload(model_id, spec, config, 2, prompt, output).memory.total_bytes
+    def largest_batch(self, model_id: str, spec: HardwareSpec, config, prompt: int, output: int, *,
+                      in_flight: bool = False) -> int:
+        """Memory is linear in the batch (weights, then KV cache and activations per sequence).
+
+        ``in_flight``: an engine that admits prompts a few at a time holds one prompt's activations,
+        whatever the batch; only the KV cache grows with it.
+        """
+        one = self.workload(model_id, spec, config, 1, prompt, output).memory
+        two = self.workload(model_id, spec, config, 2, prompt, output).memory
+        size = (lambda m: m.weight_bytes + m.kv_cache_bytes) if in_flight else (lambda m: m.total_bytes)
+        fixed_extra = one.activation_bytes if in_flight else 0.0
         capacity = spec.memory_capacity_bytes
-        if capacity is None or two <= one:
+        if capacity is None or size(two) <= size(one):
             raise LlmeffError(f"hardware '{spec.id}' lists no memory capacity to size the batch by")
-        batch = math.floor((capacity - (2 * one - two)) / (two - one))
+        per_sequence = size(two) - size(one)
+        batch = math.floor((capacity - fixed_extra - (size(one) - per_sequence)) / per_sequence)
         if batch < 1:
             raise LlmeffError(f"one sequence does not fit in {spec.id}'s memory")
         return batch

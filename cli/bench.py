@@ -220,7 +220,8 @@ def calibrate(
     )
     lines = [("fit (in-sample)", report.fit_comparison)]
     if report.holdout:
-        lines += [("leave-one-source-out", report.holdout.comparison()),
+        lines += [("5-fold by row (sources seen in training)", report.folds.comparison()),
+                  ("leave-one-source-out (the judge)", report.holdout.comparison()),
                   ("baseline: one global pair, left out the same way", report.baseline.comparison())]
     render.table("Error (MdAPE %) by metric", ["evaluation", "all", *report.metrics()],
                  [(label, f"{c.overall().mdape:.1f}", *(report.metric_mdape(c, m) for m in report.metrics()))
