@@ -81,6 +81,14 @@ class Fit:
             k, step, request = self.overheads[engine]
             kernel += k
             used.append(f"engine fit '{engine}' ({self.rows.get('engine:' + engine, 0)} rows)")
+        elif self.engines:  # an engine the fit never saw: the median of the fitted engines, a typical one
+            names = sorted(self.engines)
+            ec = float(np.median([self.engines[n][0] for n in names]))
+            eb = float(np.median([self.engines[n][1] for n in names]))
+            zc, zb = zc + ec, zb + eb
+            k, step, request = (float(np.median([self.overheads[n][i] for n in names])) for i in range(3))
+            kernel += k
+            used.append(f"no engine fit for '{engine}': the median of the {len(names)} fitted engines")
         else:
             used.append(f"no engine fit for '{engine}'")
         efficiency = Efficiency(compute_fraction=float(_sigmoid(zc)), bandwidth_fraction=float(_sigmoid(zb)),
