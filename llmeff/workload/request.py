@@ -29,7 +29,8 @@ class WorkloadRequest:
                              ("output_tokens", self.output_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"must be a positive whole number, got {value!r}", field=field)
-        if max_context is not None and self.prompt_tokens + self.output_tokens > max_context:
+        # the last generated token is never fed back, so it takes no position: P + N - 1 must fit
+        if max_context is not None and self.prompt_tokens + self.output_tokens - 1 > max_context:
             raise InvalidInputError(
                 f"prompt ({self.prompt_tokens}) + output ({self.output_tokens}) tokens exceed the model's "
                 f"context of {max_context} tokens",

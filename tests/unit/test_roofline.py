@@ -146,6 +146,15 @@ def test_missing_peak_is_an_error_naming_it(models):
         estimate(w, ROUND_DEVICE)
 
 
+def test_a_generation_fills_the_context_exactly(models):
+    # Llama-2-7B has 4096 positions: a 4096-token prompt yields its first token (which is never fed
+    # back), so prompt + output - 1 positions are needed: 4000 + 97 fits, 4000 + 98 does not
+    build_workload(models["llama-2-7b"], WorkloadRequest(prompt_tokens=4096, output_tokens=1))
+    build_workload(models["llama-2-7b"], WorkloadRequest(prompt_tokens=4000, output_tokens=97))
+    with pytest.raises(InvalidInputError, match="exceed the model's context of 4096"):
+        build_workload(models["llama-2-7b"], WorkloadRequest(prompt_tokens=4000, output_tokens=98))
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
