@@ -60,7 +60,10 @@ class CalibrationReport:
     @staticmethod
     def metric_mdape(comparison: Comparison, metric: str) -> str:
         found = [s for s in comparison.summaries("metric") if s.key == metric]
-        return f"{found[0].mdape:.1f} ({found[0].rows})" if found else "-"
+        return f"{found[0].mdape:.1f}" if found else "-"
+
+    def metric_rows(self, metric: str) -> int:
+        return sum(1 for p in self.fit_comparison.predictions if p.measurement.row.metric == metric)
 
     def effective(self) -> list[dict]:
         """Per device and engine the fit saw: the efficiency predictions use, and which fit it came from."""
@@ -70,7 +73,10 @@ class CalibrationReport:
         out = []
         for (hardware, engine), group in sorted(seen.items()):
             e, which = self.fit.efficiency_for(group[0].spec, group[0].device_class, engine)
-            out.append({"hardware": hardware, "engine": engine, "rows": len(group),
+            klass = group[0].device_class
+            out.append({"hardware": hardware, "engine": engine, "rows": len(group), "device_class": klass,
+                        "class_fitted": klass in self.fit.classes or hardware in self.fit.devices,
+                        "engine_fitted": engine in self.fit.engines,
                         "compute_fraction": e.compute_fraction, "bandwidth_fraction": e.bandwidth_fraction,
                         "kernel_overhead_s": e.kernel_overhead_s, "step_overhead_s": e.step_overhead_s,
                         "request_overhead_s": e.request_overhead_s, "fit": which})

@@ -64,6 +64,14 @@ def load_fit(db: str | os.PathLike[str] | None = None) -> StoredFit | None:
     return StoredFit(Fit.from_json(json.loads(row[1])), row[0], json.loads(row[2]), json.loads(row[3]))
 
 
+def stored_bands(db) -> dict[str, tuple[float, float]] | None:
+    """Per metric, the 10th and 90th percentile of log(predicted / measured) the stored fit left."""
+    stored = load_fit(db)
+    if stored is None or not stored.summary.get("bands"):
+        return None
+    return {metric: tuple(pair) for metric, pair in stored.summary["bands"].items()}
+
+
 def calibrated_spec(db, spec, engine: str | None = None):
     """``spec`` with the stored calibration's efficiency for it under ``engine``; unchanged when none is stored.
 

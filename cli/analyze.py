@@ -26,6 +26,10 @@ def _short(source: str) -> str:
     return head if len(head) <= 90 else head[:89] + "…"
 
 
+def _band(band, show) -> str:
+    return "" if band is None else f"; 80% band {show(band[0])} to {show(band[1])} (calibration residuals)"
+
+
 def _efficiency(eff, source: str) -> str:
     overheads = "".join(f", +{value * 1e3:.3g} ms per {name}" for name, value in
                         (("step", eff.step_overhead_s), ("request", eff.request_overhead_s)) if value >= 1e-6)
@@ -135,8 +139,10 @@ def analyze(
     render.fields(
         "Totals",
         [
-            ("time to first token", f"{_ms(e.ttft_s)} (pure roofline {_ms(e.roofline_ttft_s)})"),
-            ("time per output token", f"{_ms(e.tpot_s)} (pure roofline {_ms(e.roofline_tpot_s)})"),
+            ("time to first token", f"{_ms(e.ttft_s)} (pure roofline {_ms(e.roofline_ttft_s)})"
+                                    + _band(result.band("ttft_ms", e.ttft_s), _ms)),
+            ("time per output token", f"{_ms(e.tpot_s)} (pure roofline {_ms(e.roofline_tpot_s)})"
+                                      + _band(result.band("tpot_ms", e.tpot_s), _ms)),
             ("end-to-end latency", _ms(e.e2e_latency_s)),
             ("throughput", f"{e.output_tokens_per_s:,.1f} output tokens/s ({e.decode_tokens_per_s:,.1f} in decode)"),
             ("memory", f"weights {units.bytes_(m.footprint.weight_bytes)} + KV cache "

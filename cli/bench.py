@@ -72,18 +72,28 @@ def list_(
         render.emit_json([{"id": m.id, "origin": m.origin, "model_id": m.model_id, "hardware_id": m.hardware_id,
                            **m.row.to_dict()} for m in rows])
         return
+    # a column every row shares moves into the title, so the rest fit a laptop terminal
+    columns = {
+        "id": lambda m: m.id[:8], "source": lambda m: m.row.source_id,
+        "model": lambda m: m.model_id or f"? {m.row.model[:24]}",
+        "hardware": lambda m: (f"{m.row.device_count}x " if m.row.device_count > 1 else "")
+        + (m.hardware_id or f"? {m.row.hardware[:24]}"),
+        "technique": lambda m: _clip(m.row.technique, 24), "batch": lambda m: m.row.batch_size,
+        "in/out": lambda m: f"{_blank(m.row.input_tokens)}/{_blank(m.row.output_tokens)}",
+        "metric": lambda m: m.row.metric, "value": lambda m: f"{_number(m.row.value)} {m.row.unit}",
+    }
+    shared = [name for name in ("source", "metric") if rows and len({columns[name](m) for m in rows}) == 1]
+    shown = [name for name in columns if name not in shared]
+    title = f"{len(rows)} measurements" + "".join(f", {name} {columns[name](rows[0])}" for name in shared)
     render.table(
-        f"{len(rows)} measurements",
-        ["id", "source", "model", "hardware", "technique", "batch", "in/out", "metric", "value"],
-        [(m.id[:8], m.row.source_id, m.model_id or f"? {m.row.model[:24]}",
-          (f"{m.row.device_count}x " if m.row.device_count > 1 else "") + (m.hardware_id or f"? {m.row.hardware[:24]}"),
-          m.row.technique, m.row.batch_size,
-          f"{_blank(m.row.input_tokens)}/{_blank(m.row.output_tokens)}", m.row.metric,
-          f"{_number(m.row.value)} {m.row.unit.replace('tokens', 'tok')}") for m in rows],
+        title, shown, [tuple(columns[name](m) for name in shown) for m in rows],
         caption="'? name' = a name the registries do not resolve (llmeff bench compare lists why); "
                 "'-' = not stated by the source. Engine, dtypes and every other field: --json or llmeff bench export",
-
     )
+
+
+def _clip(text: str | None, width: int) -> str | None:
+    return text if text is None or len(text) <= width else text[:width - 1] + "…"
 
 
 def _blank(value) -> str:
@@ -212,17 +222,24 @@ def calibrate(
                          highlight=False)
     render.table(
         "Efficiency predictions now use, per device and engine fitted",
-        ["hardware", "engine", "rows", "compute", "bandwidth", "kernel us", "step ms", "request ms", "fit used"],
-        [(e["hardware"], e["engine"], e["rows"], f"{e['compute_fraction']:.2f}", f"{e['bandwidth_fraction']:.2f}",
-          f"{e['kernel_overhead_s'] * 1e6:.1f}", f"{e['step_overhead_s'] * 1e3:.2f}",
-          f"{e['request_overhead_s'] * 1e3:.1f}", e["fit"]) for e in report.effective()],
-        wrap=("fit used",),
+        ["hardware", "class fit", "engine fit", "rows", "compute", "bandwidth", "kernel/step/request"],
+        [(e["hardware"], e["device_class"] if e["class_fitted"] else "-", e["engine"] if e["engine_fitted"] else "-",
+          e["rows"], f"{e['compute_fraction']:.2f}", f"{e['bandwidth_fraction']:.2f}",
+          f"{e['kernel_overhead_s'] * 1e6:.1f}us/{e['step_overhead_s'] * 1e3:.2f}ms/{e['request_overhead_s'] * 1e3:.1f}ms")
+         for e in report.effective()],
+        caption="compute, bandwidth: achievable fractions of the peak; '-': no fit for that group (published default). "
+                "Which fit each prediction uses, in words: --json (key 'effective')",
     )
-    lines = [("fit (in-sample)", report.fit_comparison)]
+    evaluations = [("fit", report.fit_comparison)]
     if report.holdout:
-        lines += [("5-fold by row (sources seen in training)", report.folds.comparison()),
-                  ("leave-one-source-out (the judge)", report.holdout.comparison()),
-                  ("baseline: one global pair, left out the same way", report.baseline.comparison())]
-    render.table("Error (MdAPE %) by metric", ["evaluation", "all", *report.metrics()],
-                 [(label, f"{c.overall().mdape:.1f}", *(report.metric_mdape(c, m) for m in report.metrics()))
-                  for label, c in lines])
+        evaluations += [("5-fold", report.folds.comparison()), ("left-out source", report.holdout.comparison()),
+                        ("baseline", report.baseline.comparison())]
+    render.table(
+        "Median absolute error (%) by metric", ["metric", "rows", *(label for label, _ in evaluations)],
+        [("all", report.fitted_rows, *(f"{c.overall().mdape:.1f}" for _, c in evaluations))]
+        + [(m, report.metric_rows(m), *(report.metric_mdape(c, m) for _, c in evaluations)) for m in report.metrics()],
+        caption="fit: on the rows it was fitted to. 5-fold: rows dealt into 5 folds, each predicted by a fit to the "
+                "others. left-out source: each source predicted by a fit that never saw it (judge a calibration by "
+                "this). baseline: one global pair of efficiency factors, left out the same way."
+        if report.holdout else "Error on rows left out of the fit: --holdout",
+    )

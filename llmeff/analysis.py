@@ -38,6 +38,17 @@ class Analysis:
     efficiency_source: str
     estimate: Estimate
     decode_at_context: PhaseEstimate | None = None
+    # with a stored calibration: per metric, where 80% of measurements fall around a prediction
+    bands: dict[str, tuple[float, float]] | None = None
+
+    def band(self, metric: str, predicted: float) -> tuple[float, float] | None:
+        """The (low, high) range the calibration's left-out residuals put around ``predicted``."""
+        if not self.bands or metric not in self.bands:
+            return None
+        import math
+
+        low_log, high_log = self.bands[metric]  # quantiles of log(predicted / measured)
+        return predicted * math.exp(-high_log), predicted * math.exp(-low_log)
 
     def to_dict(self) -> dict:
         """The JSON form: every operator row plus the totals (sorted keys via llmeff.serialize)."""
@@ -100,6 +111,10 @@ class Analysis:
                 "kv_bytes_per_token": w.kv_bytes_per_token,
             },
             "assumptions": list(w.assumptions),
+            "calibration_bands": {
+                "ttft_s": self.band("ttft_ms", e.ttft_s), "tpot_s": self.band("tpot_ms", e.tpot_s),
+                "output_tokens_per_s": self.band("throughput_tokens_per_s", e.output_tokens_per_s),
+            } if self.bands else None,
             "techniques": [to_jsonable(a) for a in w.applied],
             "devices": w.devices,
             "decode_tokens_per_step": w.decode_tokens_per_step,
@@ -161,9 +176,12 @@ def analyze(request: AnalysisRequest) -> Analysis:
         arch, label = _load_model(kb, request.model, request.config)
         chosen = [resolve_technique(text, kb) for text in request.techniques]
     if request.calibrated:
-        from llmeff.benchmarks.fits import calibrated_spec
+        from llmeff.benchmarks.fits import calibrated_spec, stored_bands
 
         spec = calibrated_spec(request.db, spec, request.engine)
+        bands = stored_bands(request.db) if spec.efficiency.source.startswith("calibrated") else None
+    else:
+        bands = None
     workload = build_workload(arch, request.workload, model=label)
     if chosen:
         from llmeff.techniques.pipeline import apply_techniques
@@ -180,4 +198,5 @@ def analyze(request: AnalysisRequest) -> Analysis:
         efficiency_source=result.roof.efficiency.source,
         estimate=result,
         decode_at_context=at_context,
+        bands=bands,
     )
