@@ -87,9 +87,10 @@ def predict_case(case: RowCase, efficiency: Efficiency) -> float:
 def _prepare_one(m: StoredMeasurement, builder: "_WorkloadBuilder") -> RowCase | Unpredictable:
     row = m.row
     if m.model_id is None:
-        return Unpredictable(m, f"model '{row.model}' is not in the model registry")
+        return Unpredictable(m, f"model '{row.model}' is not in the model registry" + builder.close("model", row.model))
     if m.hardware_id is None:
-        return Unpredictable(m, f"hardware '{row.hardware}' is not in the hardware registry")
+        return Unpredictable(m, f"hardware '{row.hardware}' is not in the hardware registry"
+                             + builder.close("hardware", row.hardware))
     notes = (row.notes or "").lower()
     if row.metric == "requests_per_s" or any(word in notes for word in CONCURRENCY_WORDS):
         return Unpredictable(m, "measured under concurrent load: includes queueing a single-pass model does not "
@@ -193,9 +194,29 @@ class _WorkloadBuilder:
         self._techniques: dict[str, tuple] = {}
 
     def spec(self, hardware_id: str) -> HardwareSpec:
+        self._hardware_records()
+        return self._specs[hardware_id] if hardware_id in self._specs else self._kb.hardware(hardware_id)
+
+    def close(self, kind: str, name: str) -> str:
+        """' (close: a, b)' naming registry ids near ``name``, or ''."""
+        from llmeff.errors import suggest
+
+        if kind == "hardware":
+            self._hardware_records()
+            known, aliases = self._specs, {a: s.id for s in self._specs.values() for a in s.aliases}
+        else:
+            self._model_records()
+            known, aliases = self._models, {a: m.id for m in self._models.values() for a in m.aliases}
+        found = suggest(name, known, aliases)
+        return f" (close: {', '.join(found)})" if found else ""
+
+    def _hardware_records(self) -> None:
         if not self._specs:  # one read of the registry, not one per device
             self._specs = {s.id: s for s in self._kb.hardware_list()}
-        return self._specs[hardware_id] if hardware_id in self._specs else self._kb.hardware(hardware_id)
+
+    def _model_records(self) -> None:
+        if not self._models:  # one read of the registry, not one per model
+            self._models = {m.id: m for m in self._kb.models()}
 
     def technique(self, text: str) -> tuple:
         from llmeff.analysis import resolve_technique
@@ -235,8 +256,7 @@ class _WorkloadBuilder:
         from llmeff.workload.build import build_workload
         from llmeff.workload.request import WorkloadRequest
 
-        if not self._models:  # one read of the registry, not one per model
-            self._models = {m.id: m for m in self._kb.models()}
+        self._model_records()
         record = self._models[model_id] if model_id in self._models else self._kb.model(model_id)
         request = WorkloadRequest(batch=batch, prompt_tokens=prompt, output_tokens=output,
                                   weight_dtype=config.weight_dtype, activation_dtype=config.activation_dtype,

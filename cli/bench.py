@@ -148,10 +148,13 @@ def compare(
     if json:
         render.emit_json(comparison_record(result))
         return
-    if not summary_only:
+    if not summary_only and result.predictions:
         _prediction_table(result)
     _unpredictable(result)
     render.console.print(f"Predictions: {result.calibration}", highlight=False)
+    if not result.predictions:
+        render.console.print("No row could be predicted: the reasons are listed above.", highlight=False)
+        return
     _summary_tables(result)
 
 
