@@ -192,6 +192,8 @@ class _WorkloadBuilder:
         self._models: dict[str, object] = {}  # id -> ModelRecord
         self._workloads: dict[tuple, Workload] = {}
         self._techniques: dict[str, tuple] = {}
+        self._architectures: dict[str, object] = {}
+        self._close: dict[tuple[str, str], str] = {}
 
     def spec(self, hardware_id: str) -> HardwareSpec:
         self._hardware_records()
@@ -199,6 +201,11 @@ class _WorkloadBuilder:
 
     def close(self, kind: str, name: str) -> str:
         """' (close: a, b)' naming registry ids near ``name``, or ''."""
+        if (kind, name) not in self._close:
+            self._close[kind, name] = self._suggest(kind, name)
+        return self._close[kind, name]
+
+    def _suggest(self, kind: str, name: str) -> str:
         from llmeff.errors import suggest
 
         if kind == "hardware":
@@ -239,14 +246,13 @@ class _WorkloadBuilder:
         whatever the batch; only the KV cache grows with it.
         """
         one = self.workload(model_id, spec, config, 1, prompt, output).memory
-        two = self.workload(model_id, spec, config, 2, prompt, output).memory
-        size = (lambda m: m.weight_bytes + m.kv_cache_bytes) if in_flight else (lambda m: m.total_bytes)
-        fixed_extra = one.activation_bytes if in_flight else 0.0
+        # the KV cache and the prefill activations are per sequence; the weights are not
+        per_sequence = one.kv_cache_bytes + (0.0 if in_flight else one.activation_bytes)
+        fixed = one.weight_bytes + (one.activation_bytes if in_flight else 0.0)
         capacity = spec.memory_capacity_bytes
-        if capacity is None or size(two) <= size(one):
+        if capacity is None or per_sequence <= 0:
             raise LlmeffError(f"hardware '{spec.id}' lists no memory capacity to size the batch by")
-        per_sequence = size(two) - size(one)
-        batch = math.floor((capacity - fixed_extra - (size(one) - per_sequence)) / per_sequence)
+        batch = math.floor((capacity - fixed) / per_sequence)
         if batch < 1:
             raise LlmeffError(f"one sequence does not fit in {spec.id}'s memory")
         return batch
@@ -256,11 +262,13 @@ class _WorkloadBuilder:
         from llmeff.workload.build import build_workload
         from llmeff.workload.request import WorkloadRequest
 
-        self._model_records()
-        record = self._models[model_id] if model_id in self._models else self._kb.model(model_id)
+        if model_id not in self._architectures:
+            self._model_records()
+            record = self._models[model_id] if model_id in self._models else self._kb.model(model_id)
+            self._architectures[model_id] = record.architecture()
         request = WorkloadRequest(batch=batch, prompt_tokens=prompt, output_tokens=output,
                                   weight_dtype=config.weight_dtype, activation_dtype=config.activation_dtype,
                                   kv_dtype=config.kv_dtype)
-        workload = build_workload(record.architecture(), request, model=model_id)
+        workload = build_workload(self._architectures[model_id], request, model=model_id)
         chosen = [self.technique(text) for text in config.techniques]
         return apply_techniques(workload, spec, chosen) if chosen else workload
