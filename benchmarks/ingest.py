@@ -124,7 +124,9 @@ def import_measurements(path: str | os.PathLike[str], *, db: str | os.PathLike[s
     with closing(database.connect_read_only(db_file)) as conn:
         index = index_from_connection(conn)
         stored = {row[0] for row in conn.execute("SELECT id FROM measurement")}
-    resolved = _resolve_all(parsed, index)
+    # a row the registry already holds is skipped before its names are checked: exporting the whole
+    # registry (whose shipped rows may keep unresolved names) and importing it back adds nothing
+    resolved = _resolve_all(parsed, index, skip=stored)
     new, repeated, seen = [], 0, set()
     for number, row, model_id, hardware_id in resolved:
         if row.identity in seen:
@@ -142,9 +144,13 @@ def import_measurements(path: str | os.PathLike[str], *, db: str | os.PathLike[s
                         measurements_after=len(stored) + (0 if dry_run else len(new)))
 
 
-def _resolve_all(parsed: ParsedFile, index: NameIndex) -> list[tuple[int, MeasurementRow, str, str]]:
+def _resolve_all(parsed: ParsedFile, index: NameIndex, *,
+                 skip: set[str] = frozenset()) -> list[tuple[int, MeasurementRow, str | None, str | None]]:
     out = []
     for number, row in enumerate(parsed.rows, start=1):
+        if row.identity in skip:
+            out.append((number, row, None, None))
+            continue
         model_id, hardware_id = index.require(row, where=f"{parsed.name} row {number}")
         out.append((number, row, model_id, hardware_id))
     return out
