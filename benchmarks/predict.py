@@ -86,15 +86,15 @@ def predict_case(case: RowCase, efficiency: Efficiency) -> float:
 
 def _prepare_one(m: StoredMeasurement, builder: "_WorkloadBuilder") -> RowCase | Unpredictable:
     row = m.row
+    notes = (row.notes or "").lower()
+    if row.metric == "requests_per_s" or any(word in notes for word in CONCURRENCY_WORDS):
+        return Unpredictable(m, "measured under concurrent load: includes queueing a single-pass model does not "
+                                "predict (flagged, not fitted)", concurrency=True)
     if m.model_id is None:
         return Unpredictable(m, f"model '{row.model}' is not in the model registry" + builder.close("model", row.model))
     if m.hardware_id is None:
         return Unpredictable(m, f"hardware '{row.hardware}' is not in the hardware registry"
                              + builder.close("hardware", row.hardware))
-    notes = (row.notes or "").lower()
-    if row.metric == "requests_per_s" or any(word in notes for word in CONCURRENCY_WORDS):
-        return Unpredictable(m, "measured under concurrent load: includes queueing a single-pass model does not "
-                                "predict (flagged, not fitted)", concurrency=True)
     if row.metric == "speedup_x":
         return Unpredictable(m, "a ratio against a baseline configuration: predict the two configurations' own "
                                 "rows instead")

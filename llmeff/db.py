@@ -99,7 +99,7 @@ def ensure_database(path: Path, data_dir: Path | None = None) -> Path:
     return path
 
 
-def build_database(path: Path, *, data_dir: Path | None = None) -> None:
+def build_database(path: Path | str, *, data_dir: Path | None = None) -> None:
     """(Re)build the shipped part of the database from ``data/`` in one transaction.
 
     A new file is written beside the target and renamed into place, so a failed build leaves
@@ -110,7 +110,7 @@ def build_database(path: Path, *, data_dir: Path | None = None) -> None:
     from llmeff.kb.datafiles import content_hash, default_data_dir
     from llmeff.kb.load import load_valid_data
 
-    data_dir = data_dir or default_data_dir()
+    path, data_dir = Path(path), data_dir or default_data_dir()
     shipped = load_valid_data(data_dir)
     meta = {"schema_version": str(SCHEMA_VERSION), "content_hash": content_hash(data_dir), "llmeff_version": _version()}
     path.parent.mkdir(parents=True, exist_ok=True)
