@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from llmeff import __version__
-from llmeff.cli import analyze, bench, db, hardware, models, plan, techniques
+from llmeff.cli import analyze, bench, db, hardware, models, plan, report, techniques
 
 app = typer.Typer(
     name="llmeff",
@@ -25,6 +25,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(bench.app, name="bench")
 app.command("analyze")(analyze.analyze)
 app.command("plan")(plan.plan)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:

@@ -34,6 +34,8 @@ def plan(
     engine: str = typer.Option(None, help="Engine the calibration's factors are taken for (after llmeff bench "
                                           "calibrate; default: stated)."),
     uncalibrated: bool = typer.Option(False, "--uncalibrated", help="Ignore the stored calibration."),
+    report: Path = typer.Option(None, help="Also write the plan's report folder (as 'llmeff report' does) here."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier report in --report."),
     json: bool = JSON,
 ) -> None:
     """Recommend techniques for a model, device and workload under constraints, and say why.
@@ -41,8 +43,6 @@ def plan(
     Example: llmeff plan --model llama-2-70b --hardware a100-sxm4-80gb --devices 4 --batch 16
     --prompt-tokens 2048 --output-tokens 256 --max-tpot-ms 50 --max-ttft-ms 6000 --accuracy-budget 1.0
     """
-    from rich.progress import Progress
-
     from llmeff.planner.request import PlanRequest
     from llmeff.planner.search import plan as run
     from llmeff.planner.search import plan_to_dict
@@ -56,14 +56,24 @@ def plan(
         top=top, require=tuple(require), exclude=tuple(exclude), search=search, max_candidates=max_candidates,
         engine=engine, calibrated=not uncalibrated, db=db_path(ctx),
     )
+    if report is not None:
+        from llmeff.report.build import check_target
+
+        check_target(report, force=force)  # before the search: a bad folder should not cost a plan
     # a bar only on a terminal: pipes and files get the answer alone
-    with Progress(transient=True, disable=json or not render.console.is_terminal, console=render.console) as bar:
-        task = bar.add_task("evaluating candidate plans", total=None)
-        result = run(request, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with render.progress_bar("evaluating candidate plans", enabled=not json) as tick:
+        result = run(request, progress=tick)
     if json:
         render.emit_json(plan_to_dict(result))
     else:
         _print(result, objective)
+    if report is not None:
+        from llmeff.report.build import write_plan_report
+
+        built = write_plan_report(result, report, db=db_path(ctx), force=force)
+        if not json:
+            render.console.print(f"Wrote the plan's report to {built.path} ({len(built.files)} files)",
+                                 highlight=False)
     if result.recommendation is None:
         raise typer.Exit(1)  # scripts can tell "nothing satisfies the constraints" from a plan
 

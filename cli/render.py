@@ -65,3 +65,21 @@ def bullet_list(title: str, items: Iterable[str]) -> None:
     console.print(Text(title, style="bold"))
     for item in items:
         console.print(Text(f"  - {item}"), highlight=False)
+
+
+class progress_bar:
+    """A transient bar on a terminal (nothing on pipes and files); yields a ``(done, total)`` callback."""
+
+    def __init__(self, description: str, *, enabled: bool = True):
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True, disable=not enabled or not console.is_terminal, console=console)
+        self._description = description
+
+    def __enter__(self):
+        self._bar.__enter__()
+        task = self._bar.add_task(self._description, total=None)
+        return lambda done, total: self._bar.update(task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)

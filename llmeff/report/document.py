@@ -96,8 +96,8 @@ table { border-collapse: collapse; width: 100%; font-size: 0.86em; margin: 0.6em
 th, td { border-bottom: 1px solid #e4e4e4; padding: 4px 7px; vertical-align: top; }
 th { text-align: left; background: #f5f5f7; font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-td.text { overflow-wrap: anywhere; }
-td.id { overflow-wrap: anywhere; }
+td.text { overflow-wrap: break-word; min-width: 8em; }
+td.id { overflow-wrap: break-word; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; }
 p.caption, p.data { font-size: 0.85em; color: #555; margin-top: 0.2em; }
 a { color: #0b57d0; }

@@ -99,15 +99,20 @@ def _pareto_figure(result) -> Figure | None:
     shown = {id(c): c for c in tuple(result.ranked) + tuple(result.pareto)}
     if not shown:
         return None
-    front = {id(c) for c in result.pareto}
+    place = {id(c): i for i, c in enumerate(result.pareto, 1)}
     best = result.recommendation
-    points = [(c.label, c.accuracy_loss + 0.0, c.estimate.output_tokens_per_s, id(c) in front, c is best)
+
+    def note(c) -> str:
+        unknown = f" ({len(c.accuracy_unknown)} unknown)" if c.accuracy_unknown else ""
+        return f"{place[id(c)]}{unknown}" if id(c) in place else ""
+
+    points = [(note(c), c.accuracy_loss + 0.0, c.estimate.output_tokens_per_s, place.get(id(c)), c is best)
               for c in shown.values()]
-    png = plots.pareto("Pareto front: throughput against reported accuracy loss", points,
-                       "reported accuracy loss (points; techniques of unknown impact count as risk, see table)",
-                       "output tokens/s")
-    return Figure("pareto.png", "Feasible plans by reported accuracy loss and throughput; the front is joined "
-                                "and numbered as in its table, the recommendation ringed.", png)
+    png = plots.pareto("Pareto front: throughput against accuracy risk", points,
+                       "reported accuracy loss (points)", "output tokens/s")
+    return Figure("pareto.png", "Feasible plans by reported accuracy loss and throughput. The front runs in the "
+                                "order of its table: by reported loss, then by how many techniques of unknown "
+                                "accuracy impact a plan stacks (in brackets); the recommendation is ringed.", png)
 
 
 def plan_report(result, db) -> Report:

@@ -77,11 +77,11 @@ def _decade_axis(ax, which: str) -> None:
 
 
 def _tick_label(value: float, _position) -> str:
-    if value >= 1e4 or value < 1e-2:
+    if value >= 1e6 or value < 1e-2:
         exponent = math.floor(math.log10(value))
         mantissa = value / 10 ** exponent
         return f"$10^{{{exponent}}}$" if round(mantissa, 6) == 1 else f"${mantissa:g}\\times10^{{{exponent}}}$"
-    return f"{value:g}"
+    return f"{value:,g}"
 
 
 def _kind_color(kind: str) -> str:
@@ -275,8 +275,9 @@ def memory(title: str, labels: Sequence[str], parts: Sequence[tuple[str, Sequenc
 def predicted_vs_measured(title: str, panels: Sequence[tuple[str, Sequence[tuple[str, float, float, tuple | None]]]],
                           band_note: str) -> bytes:
     """One log-log panel per metric: each row's measured vs predicted value, coloured by device, the
-    line of perfect agreement, and the 80% band (as whiskers on each prediction)."""
+    line of perfect agreement, and the 80% band of predicted / measured (a strip along it)."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     devices = sorted({p[0] for _, points in panels for p in points})
     colors = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(devices)}
@@ -294,16 +295,21 @@ def predicted_vs_measured(title: str, panels: Sequence[tuple[str, Sequence[tuple
             values = [v for p in points for v in (p[1], p[2]) + tuple(p[3] or ())]
             low, high = min(values) / 1.5, max(values) * 1.5
             ax.plot([low, high], [low, high], color="black", linewidth=0.9)
+            banded = [p for p in points if p[3] is not None]
+            if banded:
+                # the band bounds the measured value around a prediction, so it is a constant ratio
+                # predicted / measured: a strip along the diagonal, where 80% of the points should lie
+                _, _, predicted, (band_low, band_high) = banded[0]
+                ratio_low, ratio_high = predicted / band_high, predicted / band_low
+                ax.fill_between([low, high], [low * ratio_low, high * ratio_low],
+                                [low * ratio_high, high * ratio_high], color="#999999", alpha=0.22, linewidth=0)
+            else:
+                ax.text(0.04, 0.96, "no band: fewer than 5 rows", transform=ax.transAxes, va="top", fontsize=7.5,
+                        color="#555555")
             for device in devices:
                 mine = [p for p in points if p[0] == device]
-                if not mine:
-                    continue
-                banded = [p for p in mine if p[3] is not None]
-                if banded:
-                    ax.errorbar([p[1] for p in banded], [p[2] for p in banded],
-                                yerr=[[p[2] - p[3][0] for p in banded], [p[3][1] - p[2] for p in banded]],
-                                fmt="none", ecolor=colors[device], alpha=0.45, capsize=2, linewidth=0.9)
-                ax.scatter([p[1] for p in mine], [p[2] for p in mine], color=colors[device], s=22, zorder=3)
+                if mine:
+                    ax.scatter([p[1] for p in mine], [p[2] for p in mine], color=colors[device], s=22, zorder=3)
             _log_axis(ax, "x")
             _log_axis(ax, "y")
             ax.set_xlim(low, high)
@@ -313,7 +319,7 @@ def predicted_vs_measured(title: str, panels: Sequence[tuple[str, Sequence[tuple
             ax.set_ylabel("predicted")
         handles = [Line2D([], [], marker="o", linestyle="", color=colors[d], label=d) for d in devices]
         handles.append(Line2D([], [], color="black", linewidth=0.9, label="predicted = measured"))
-        handles.append(Line2D([], [], color="#777777", linewidth=0.9, label=f"80% band ({band_note})"))
+        handles.append(Patch(color="#999999", alpha=0.35, label=f"80% band ({band_note})"))
         fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), frameon=False)
         fig.suptitle(title)
         return fig
@@ -321,28 +327,34 @@ def predicted_vs_measured(title: str, panels: Sequence[tuple[str, Sequence[tuple
     return _styled(draw)
 
 
-def pareto(title: str, points: Sequence[tuple[str, float, float, bool, bool]], x_label: str, y_label: str) -> bytes:
-    """Candidates ``(label, x, y, on the front, recommended)``: the front joined, the recommendation ringed."""
+def pareto(title: str, points: Sequence[tuple[str, float, float, int | None, bool]], x_label: str,
+           y_label: str) -> bytes:
+    """Candidates ``(annotation, x, y, place on the front or None, recommended)``: the front joined in its
+    order (as numbered in its table), the recommendation ringed."""
     from matplotlib.lines import Line2D
 
     def draw():
         fig = _figure(7.0, 4.4)
         ax = fig.subplots()
-        rest = [p for p in points if not p[3]]
-        front = sorted((p for p in points if p[3]), key=lambda p: p[1])
+        rest = [p for p in points if p[3] is None]
+        front = sorted((p for p in points if p[3] is not None), key=lambda p: p[3])
         ax.scatter([p[1] for p in rest], [p[2] for p in rest], color="#9e9e9e", s=20)
         ax.plot([p[1] for p in front], [p[2] for p in front], color=PALETTE[0], marker="o", markersize=5)
-        for i, p in enumerate(front):
-            ax.annotate(str(i + 1), (p[1], p[2]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        for p in front:
+            ax.annotate(p[0], (p[1], p[2]), textcoords="offset points", xytext=(6, -3), fontsize=7.5)
         for p in points:
             if p[4]:
                 ax.scatter([p[1]], [p[2]], s=140, facecolors="none", edgecolors=PALETTE[3], linewidths=1.6, zorder=4)
         if _spans_decades([p[2] for p in points]):
             _log_axis(ax, "y")
+        else:
+            ax.set_ylim(bottom=0)  # speed starts at zero here as in the bars: a 1% gap must look like 1%
+        ax.set_xlim(left=-0.03 * (max([p[1] for p in points] + [0.0]) or 1.0),
+                    right=max([p[1] for p in points] + [0.0]) * 1.25 or 1.0)
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
-        handles = [Line2D([], [], marker="o", linestyle="", color="#9e9e9e", label="other candidates shown"),
-                   Line2D([], [], marker="o", color=PALETTE[0], label="Pareto front (numbered as in the table)"),
+        handles = [Line2D([], [], marker="o", linestyle="", color="#9e9e9e", label="other plans shown"),
+                   Line2D([], [], marker="o", color=PALETTE[0], label="Pareto front, in its table's order"),
                    Line2D([], [], marker="o", linestyle="", markerfacecolor="none", markeredgecolor=PALETTE[3],
                           markersize=10, label="recommendation")]
         fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)

@@ -234,10 +234,13 @@ def measured_figure(registry: Registry) -> Figure | None:
     metrics = sorted({p.metric for p in registry.points})
     panels = [(METRIC_TITLES.get(m, m), [(p.hardware, p.measured, p.predicted, p.band)
                                          for p in registry.points if p.metric == m]) for m in metrics]
-    png = plots.predicted_vs_measured("Predicted vs measured (benchmark registry)", panels, "where shown")
+    png = plots.predicted_vs_measured("Predicted vs measured (benchmark registry)", panels,
+                                      "stored calibration" if registry.band_from.startswith("the stored")
+                                      else "residuals of these rows")
     return Figure("predicted-vs-measured.png",
                   f"Each stored measurement of these models on these devices against the cost model's prediction "
-                  f"of the same configuration; whiskers: the 80% band from {registry.band_from}.", png)
+                  f"of the same configuration; the grey strip: the 80% band of predicted / measured, from {registry.band_from}.",
+                  png)
 
 
 def measured_table(registry: Registry) -> Table:

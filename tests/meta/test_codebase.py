@@ -49,6 +49,17 @@ def test_only_the_cli_imports_typer_and_rich():
     assert offenders == []
 
 
+def test_only_the_report_package_imports_matplotlib():
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in PACKAGE_DIRS
+        for path in (ROOT / folder).rglob("*.py")
+        for name in _imports(path)
+        if name.split(".")[0] == "matplotlib" and "report" not in path.relative_to(ROOT).parts[:2]
+    ]
+    assert offenders == []
+
+
 def test_listing_commands_do_not_load_heavy_libraries(kb_path):
     # A listing on an up-to-date database runs on stdlib sqlite3: no ORM, no data schemas, no pandas.
     # (pydantic itself is not checked: Typer >= 0.2x imports it for its own parameter handling.)
