@@ -78,6 +78,9 @@ def _highlights(cells) -> list[str]:
     out = []
     for hardware, name in dict.fromkeys((c.hardware, c.hardware_name) for c in cells):
         mine = [c for c in cells if c.hardware == hardware and c.estimate is not None]
+        idle = [c.label for c in cells if c.hardware == hardware and c.estimate is None]
+        if idle:
+            out.append(f"{name}: {', '.join(idle)} cannot run there (the summary table says why).")
         fitting = [c for c in mine if c.fits is not False]
         if not fitting:
             out.append(f"{name}: no combination fits in device memory.")
