@@ -14,6 +14,8 @@ from llmeff.cli.options import db_path
 def report(
     ctx: typer.Context,
     model: list[str] = typer.Option([], help="Model id or alias (repeatable)."),
+    config: list[Path] = typer.Option([], help="A Hugging Face config.json of a model not in the registry "
+                                               "(repeatable)."),
     hardware: list[str] = typer.Option([], help="Hardware id or alias (repeatable)."),
     technique: list[str] = typer.Option(
         [], "--technique", "-t",
@@ -42,14 +44,14 @@ def report(
     from llmeff.report import build
 
     if check is not None:
-        if out is not None or spec is not None or model or hardware or technique:
+        if out is not None or spec is not None or model or config or hardware or technique:
             raise typer.BadParameter("--check takes only the folder: the manifest holds the request",
                                      param_hint="--check")
         _check(build.check_report(check, db=db_path(ctx), progress=None))
         return
     if out is None:
         raise typer.BadParameter("give the folder to write the report into", param_hint="--out")
-    request = _request(spec, model, hardware, technique, batch, prompt_tokens, output_tokens, weight_dtype,
+    request = _request(spec, model, config, hardware, technique, batch, prompt_tokens, output_tokens, weight_dtype,
                        activation_dtype, kv_dtype, engine, uncalibrated, title)
     start = time.perf_counter()
     with render.progress_bar("building the report") as tick:
@@ -62,18 +64,18 @@ def report(
     render.bullet_list("Summary", built.report.summary)
 
 
-def _request(spec, model, hardware, technique, batch, prompt_tokens, output_tokens, weight_dtype, activation_dtype,
+def _request(spec, model, config, hardware, technique, batch, prompt_tokens, output_tokens, weight_dtype, activation_dtype,
              kv_dtype, engine, uncalibrated, title):
     from llmeff.report.request import Combination, ReportRequest, load_spec
     from llmeff.workload.request import WorkloadRequest
 
     if spec is not None:
-        if model or hardware or technique:
+        if model or config or hardware or technique:
             raise typer.BadParameter("give --spec or --model/--hardware/--technique, not both", param_hint="--spec")
         return load_spec(spec)
     return ReportRequest(tuple(model), tuple(hardware), tuple(Combination.parse(t) for t in technique),
                          WorkloadRequest(batch, prompt_tokens, output_tokens, weight_dtype, activation_dtype, kv_dtype),
-                         engine, not uncalibrated, title)
+                         engine, not uncalibrated, title, tuple(str(c) for c in config))
 
 
 def _check(result) -> None:

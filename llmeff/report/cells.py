@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 
 from llmeff.errors import TechniqueNotApplicableError, UnknownIdError
@@ -27,6 +28,7 @@ class Cell:
     reason: str = ""
     efficiency_source: str = ""
     capacity_bytes: float | None = None
+    from_config: bool = False  # the model came from a config.json file, not the registry
 
     @property
     def fits(self) -> bool | None:
@@ -47,12 +49,13 @@ def analysis_cells(request, db, progress: Callable[[], None]) -> tuple[list[Cell
 
     cells: list[Cell] = []
     sources: dict[tuple[str, str], None] = {}
-    for model in request.models:
+    subjects = [(model, None) for model in request.models] + [(None, config) for config in request.configs]
+    for model, config in subjects:
         for hardware in request.hardware:
             for combination in request.all_combinations:
                 try:
                     result: Analysis | None = analyze(AnalysisRequest(
-                        hardware=hardware, model=model, workload=request.workload,
+                        hardware=hardware, model=model, config=config, workload=request.workload,
                         techniques=combination.techniques, db=db, engine=request.engine,
                         calibrated=request.calibrated))
                 except (TechniqueNotApplicableError, MissingPeakError) as exc:
@@ -61,16 +64,20 @@ def analysis_cells(request, db, progress: Callable[[], None]) -> tuple[list[Cell
 
                     with open_kb(db) as kb:
                         spec = kb.hardware(hardware)
-                        model_id = kb.model(model).id
-                    cells.append(Cell(model_id, spec.id, spec.name, combination.label, None, str(exc)))
+                        label = kb.model(model).id if model is not None else Path(config).as_posix()
+                    cells.append(Cell(label, spec.id, spec.name, combination.label, None, str(exc),
+                                      from_config=config is not None))
                     progress()
                     continue
                 e = result.estimate
                 cells.append(Cell(result.model, e.hardware_id, result.hardware_name, combination.label, e,
                                   efficiency_source=result.efficiency_source,
-                                  capacity_bytes=e.memory.capacity_bytes))
+                                  capacity_bytes=e.memory.capacity_bytes, from_config=config is not None))
                 for key in cell_sources(e, result.efficiency_source, combination.techniques, db):
                     sources[key] = None
+                if config is not None:
+                    sources[(f"{result.model}: architecture", "the config.json given in the request "
+                                                              "(its SHA-256 is in manifest.json)")] = None
                 progress()
     return cells, [Source(*key) for key in sorted(sources)]
 

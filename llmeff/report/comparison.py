@@ -19,7 +19,7 @@ def comparison_report(request: ReportRequest, db, progress: Callable[[], None]) 
     """The report's content and the registry inputs it used (for the manifest)."""
     request = request.validated()
     cells, sources = analysis_cells(request, db, progress)
-    registry = registry_points([c.model for c in cells], {c.hardware for c in cells}, db,
+    registry = registry_points([c.model for c in cells if not c.from_config], {c.hardware for c in cells}, db,
                                calibrated=request.calibrated)
     progress()
     w = request.workload
@@ -63,14 +63,22 @@ def comparison_report(request: ReportRequest, db, progress: Callable[[], None]) 
     ]
     report = Report(request.title or _title(request), tuple(summary), tuple(sections),
                     (views.operators_table(cells),))
-    inputs = {"registry_rows": len(registry.points),
+    inputs = {"config_files_sha256": {c: _digest(c) for c in request.configs},
+              "registry_rows": len(registry.points),
               "registry_row_ids": sorted(p.id for p in registry.points),
               "registry_calibration": registry.calibration}
     return report, inputs
 
 
 def _title(request: ReportRequest) -> str:
-    return f"llmeff report: {', '.join(request.models)} on {', '.join(request.hardware)}"
+    return f"llmeff report: {', '.join(request.models + request.configs)} on {', '.join(request.hardware)}"
+
+
+def _digest(path: str) -> str:
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _highlights(cells) -> list[str]:

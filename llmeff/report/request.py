@@ -34,7 +34,11 @@ class Combination:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    """Models x hardware x technique combinations (the baseline always comes first), one workload."""
+    """Models x hardware x technique combinations (the baseline always comes first), one workload.
+
+    ``models`` are registry ids or aliases; ``configs`` are Hugging Face config.json files of models
+    the registry does not hold.
+    """
 
     models: tuple[str, ...]
     hardware: tuple[str, ...]
@@ -43,13 +47,17 @@ class ReportRequest:
     engine: str | None = None
     calibrated: bool = True
     title: str | None = None
+    configs: tuple[str, ...] = ()
 
     def validated(self) -> "ReportRequest":
-        if not self.models:
-            raise InvalidInputError("give at least one model", field="model")
+        if not self.models and not self.configs:
+            raise InvalidInputError("give at least one model (or a config.json)", field="model")
+        for config in self.configs:
+            if not Path(config).is_file():
+                raise InvalidInputError(f"no such file: {config}", field="config")
         if not self.hardware:
             raise InvalidInputError("give at least one hardware id", field="hardware")
-        for name, values in (("model", self.models), ("hardware", self.hardware),
+        for name, values in (("model", self.models + self.configs), ("hardware", self.hardware),
                              ("technique", [c.label for c in self.combinations])):
             repeated = sorted({v for v in values if list(values).count(v) > 1})
             if repeated:
@@ -65,16 +73,17 @@ class ReportRequest:
         return {"models": list(self.models), "hardware": list(self.hardware),
                 "combinations": [list(c.techniques) for c in self.combinations],
                 "workload": asdict(self.workload), "engine": self.engine, "calibrated": self.calibrated,
-                "title": self.title}
+                "title": self.title, "configs": list(self.configs)}
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "request") -> "ReportRequest":
         """The inverse of ``to_dict``; also reads a ``report.toml`` (see ``load_spec``)."""
-        known = {"models", "hardware", "combinations", "workload", "engine", "calibrated", "title"}
+        known = {"models", "hardware", "combinations", "workload", "engine", "calibrated", "title", "configs"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidInputError(f"unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})", where=where)
         models = _strings(data.get("models", ()), "models", where)
+        configs = _strings(data.get("configs", ()), "configs", where)
         hardware = _strings(data.get("hardware", ()), "hardware", where)
         combinations = []
         for i, combo in enumerate(data.get("combinations", ())):
@@ -95,7 +104,7 @@ class ReportRequest:
         if not isinstance(calibrated, bool):
             raise InvalidInputError(f"must be true or false, got {calibrated!r}", where=where, field="calibrated")
         return cls(models, hardware, tuple(combinations), workload_request, data.get("engine"), calibrated,
-                   data.get("title")).validated()
+                   data.get("title"), configs).validated()
 
 
 def _strings(values, name: str, where: str) -> tuple[str, ...]:

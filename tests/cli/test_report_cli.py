@@ -68,3 +68,16 @@ def test_plan_writes_its_report(llmeff_cli, tmp_path):
     # a folder that cannot be written is refused before the search runs
     code, _, err = llmeff_cli("plan", "--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--report", str(out))
     assert code == 1 and "pass --force" in err
+
+
+def test_a_config_file_stands_for_a_model(llmeff_cli, tmp_path):
+    from pathlib import Path
+
+    config = Path(__file__).parents[1] / "data" / "configs" / "falcon-7b.json"
+    code, stdout, err = llmeff_cli("report", "--config", str(config), "--hardware", "a100-sxm4-80gb",
+                                   "--out", str(tmp_path / "r"))
+    assert (code, err) == (0, "")
+    assert f"Models: {config.as_posix()}" in (tmp_path / "r" / "report.md").read_text()
+    code, _, err = llmeff_cli("report", "--config", str(tmp_path / "none.json"), "--hardware", "a100-sxm4-80gb",
+                              "--out", str(tmp_path / "s"))
+    assert code == 1 and err.startswith("Error: field 'config': no such file")

@@ -272,3 +272,24 @@ def test_a_spec_file_round_trips_and_its_errors_name_the_file(tmp_path):
         load_spec(spec)
     with pytest.raises(InvalidInputError, match="no such file"):
         load_spec(tmp_path / "missing.toml")
+
+
+def test_a_config_file_model_is_reported_and_its_content_is_an_input(kb_path, tmp_path):
+    import json
+    import shutil
+
+    config = tmp_path / "gpt-j-6b.json"
+    shutil.copy(Path(__file__).parents[1] / "data" / "configs" / "gpt-j-6b.json", config)
+    out = tmp_path / "r"
+    build_report(ReportRequest((), ("a100-sxm4-80gb",), (), WORKLOAD, configs=(str(config),)), out, db=kb_path)
+    memory = _rows(out, "memory")
+    # GPT-J-6B (config.json: n_embd 4096, n_layer 28, untied 50400-token head): 6.05e9 parameters x 2 bytes
+    assert memory[0]["model"] == config.as_posix()
+    assert float(memory[0]["weights_gb"]) == pytest.approx(6.05e9 * 2 / 1e9, rel=0.01)
+    assert check_report(out, db=kb_path).identical
+    data = json.loads(config.read_text())
+    data["n_layer"] = 14
+    config.write_text(json.dumps(data))
+    result = check_report(out, db=kb_path)
+    assert not result.identical and "memory.csv: differs" in result.differences
+    assert any(line.startswith("config_files_sha256:") for line in result.changed_inputs)
