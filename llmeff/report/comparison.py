@@ -95,8 +95,12 @@ def _highlights(cells) -> list[str]:
             continue
         best = max(fitting, key=lambda c: c.estimate.output_tokens_per_s)
         base = next((c for c in mine if c.label == "baseline"), None)
-        gain = (f", x{best.estimate.output_tokens_per_s / base.estimate.output_tokens_per_s:.2f} the baseline"
-                if base and base is not best else "")
+        if base is not None and base.fits is False:
+            gain = "; the baseline does not fit in device memory"
+        elif base is not None and base is not best:
+            gain = f", x{best.estimate.output_tokens_per_s / base.estimate.output_tokens_per_s:.2f} the baseline"
+        else:
+            gain = ""
         out.append(f"{name}: highest throughput with {best.label} ({best.estimate.output_tokens_per_s:,.0f} "
                    f"tokens/s, TPOT {best.estimate.tpot_s * 1e3:.2f} ms{gain}).")
     return out

@@ -258,7 +258,8 @@ def memory(title: str, labels: Sequence[str], parts: Sequence[tuple[str, Sequenc
         for y, total, capacity in zip(positions, left, capacities):
             note = "" if capacity is None else (f" ({total / capacity:.0%} of capacity)" if total <= capacity
                                                  else " (does not fit)")
-            ax.text(total, y, f" {total:.1f}{note}", va="center", fontsize=7.5)
+            # after the bar or the capacity mark, whichever ends later, so the mark never covers the text
+            ax.text(max(total, capacity or 0.0), y, f" {total:.1f}{note}", va="center", fontsize=7.5)
         ax.set_xlim(0, top * 1.32)
         ax.set_yticks(positions, labels)
         ax.set_xlabel("device memory (GB, 10^9 bytes)")

@@ -293,3 +293,14 @@ def test_a_config_file_model_is_reported_and_its_content_is_an_input(kb_path, tm
     result = check_report(out, db=kb_path)
     assert not result.identical and "memory.csv: differs" in result.differences
     assert any(line.startswith("config_files_sha256:") for line in result.changed_inputs)
+
+
+def test_a_baseline_that_does_not_fit_is_said_so_not_compared(kb_path, tmp_path):
+    out = tmp_path / "r"
+    request = ReportRequest(("llama-2-70b",), ("rtx-4090-24gb",), (Combination.parse("weight-only-quant:bits=2"),),
+                            WorkloadRequest(batch=1, prompt_tokens=512, output_tokens=128))
+    build_report(request, out, db=kb_path)
+    fits = {r["combination"]: r["fits"] for r in _rows(out, "summary")}
+    # 68.98e9 parameters x 2 bytes = 138 GB against 24 GB; at 2 bits the weights take about 17 GB
+    assert fits == {"baseline": "false", "weight-only-quant:bits=2": "true"}
+    assert "the baseline does not fit in device memory" in (out / "report.md").read_text()
