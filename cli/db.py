@@ -98,7 +98,7 @@ def copy(
     if json:
         render.emit_json(result)
         return
-    render.console.print(
-        f"Copied {result.source} -> {result.target}: {result.measurements_copied} measurements "
-        f"({result.measurements_skipped} already there), {result.calibrations_copied} calibrations "
-        f"({result.calibrations_skipped} already there)", highlight=False)
+    render.console.print(f"Copied {result.source} -> {result.target}", highlight=False, soft_wrap=True)
+    render.console.print(f"{result.measurements_copied} measurements ({result.measurements_skipped} already there), "
+                         f"{result.calibrations_copied} calibrations ({result.calibrations_skipped} already there)",
+                         highlight=False)

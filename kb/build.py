@@ -241,7 +241,8 @@ def _flush_parents_first(session: Session) -> None:
     from sqlmodel import SQLModel
 
     pending = list(session.new)
+    for row in pending:
+        session.expunge(row)
     for table in SQLModel.metadata.sorted_tables:
-        group = [row for row in pending if row.__table__ is table]
-        if group:
-            session.flush(group)
+        session.add_all(row for row in pending if row.__table__ is table)
+        session.flush()

@@ -11,6 +11,12 @@ from llmeff.errors import InvalidInputError, UnknownIdError
 from llmeff.kb.api import TechniqueFilter
 
 
+@pytest.fixture()
+def kb(store_kb):
+    """The knowledge base on each backend: these read queries run on SQLite and on PostgreSQL."""
+    return store_kb
+
+
 def test_awq_entry_carries_paper_path_and_sourced_results(kb):
     awq = kb.technique("weight-only-quant-awq")
     # AWQ: Lin et al., arXiv 2306.00978 (MLSys 2024).
