@@ -1,5 +1,5 @@
-# Sourced by .ci/run: a throwaway PostgreSQL server on the loopback interface for the test suite.
-# start_postgres installs Debian's server package when it is missing, runs a fresh cluster in a
+# Sourced by .ci/run: a throwaway PostgreSQL server on the loopback interface for the test suite,
+# started now and stopped when the sourcing script exits. start_postgres installs Debian's server package when it is missing, runs a fresh cluster in a
 # temporary directory as the 'postgres' user, listening on 127.0.0.1 only, creates a role and a
 # database, and exports LLMEFF_TEST_POSTGRES_URL. stop_postgres stops it and removes the cluster.
 
@@ -38,3 +38,6 @@ stop_postgres() {
     rm -rf "$PG_DIR"
     PG_DIR=""
 }
+
+trap stop_postgres EXIT
+start_postgres
