@@ -26,7 +26,7 @@ def registry_digest(measurement_ids) -> str:
 
 
 def save_fit(db: str | os.PathLike[str] | None, stored: StoredFit) -> None:
-    from sqlalchemy import delete, insert
+    from sqlalchemy.dialects import postgresql, sqlite
 
     from llmeff import backend
     from llmeff import db as database
@@ -34,12 +34,16 @@ def save_fit(db: str | os.PathLike[str] | None, stored: StoredFit) -> None:
 
     location = database.ensure_database(db)
     table = Calibration.__table__  # type: ignore[attr-defined]
-    with backend.write_transaction(location) as conn:  # replace the old fit in one transaction
-        conn.execute(delete(table).where(table.c.id == DEFAULT_ID))
-        conn.execute(insert(table).values(
-            id=DEFAULT_ID, registry_digest=stored.registry_digest,
-            parameters=json.dumps(stored.fit.to_json(), sort_keys=True), rows=json.dumps(stored.rows),
-            summary=json.dumps(stored.summary, sort_keys=True)))
+    values = {"id": DEFAULT_ID, "registry_digest": stored.registry_digest,
+              "parameters": json.dumps(stored.fit.to_json(), sort_keys=True), "rows": json.dumps(stored.rows),
+              "summary": json.dumps(stored.summary, sort_keys=True)}
+    dialect = sqlite if location.is_sqlite else postgresql
+    # one statement replaces the old fit, so two calibrations at once end with one of them, not an error
+    statement = dialect.insert(table).values(values)
+    statement = statement.on_conflict_do_update(index_elements=["id"],
+                                                set_={k: statement.excluded[k] for k in values if k != "id"})
+    with backend.write_transaction(location) as conn:
+        conn.execute(statement)
 
 
 def load_fit(db: str | os.PathLike[str] | None = None) -> StoredFit | None:

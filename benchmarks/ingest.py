@@ -158,7 +158,7 @@ def _resolve_all(parsed: ParsedFile, index: NameIndex, *,
     return out
 
 
-def insert_new(conn, records: list, table=None) -> set[str]:
+def insert_new(conn, records: list, *, table=None) -> set[str]:
     """Insert ``records`` (table rows) on the SQLAlchemy connection ``conn``; the ids actually added.
 
     A row whose identity is already stored is skipped by the database itself (INSERT ... ON CONFLICT

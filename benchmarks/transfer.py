@@ -44,8 +44,8 @@ def copy_user_rows(source: str | os.PathLike[str] | None, target: str | os.PathL
         rows = conn.execute(select(measurements).where(measurements.c.origin == "user")).all()
         fits = conn.execute(select(calibrations)).all()
     with backend.write_transaction(target_at) as conn:
-        copied = insert_new(conn, rows, measurements) if rows else set()
-        fits_copied = insert_new(conn, fits, calibrations) if fits else set()
+        copied = insert_new(conn, rows, table=measurements) if rows else set()
+        fits_copied = insert_new(conn, fits, table=calibrations) if fits else set()
     return CopyResult(source=source_at.display(), target=target_at.display(),
                       measurements_copied=len(copied), measurements_skipped=len(rows) - len(copied),
                       calibrations_copied=len(fits_copied), calibrations_skipped=len(fits) - len(fits_copied))

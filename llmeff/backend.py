@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmeff.errors import DatabaseError, InvalidInputError
@@ -29,7 +29,10 @@ class Location:
 
     backend: str  # "sqlite" or "postgresql"
     path: Path | None = None
-    url: str | None = None
+    url: str | None = field(default=None, repr=False)  # never in a repr, a traceback or a log line
+
+    def __repr__(self) -> str:
+        return f"Location({self.backend!r}, {self.display()!r})"
 
     @property
     def is_sqlite(self) -> bool:
@@ -136,6 +139,16 @@ def dispose_engines() -> None:
     _ENGINES.clear()
 
 
+def is_busy(message: str) -> bool:
+    """Whether a SQLite error says another connection held the lock past the busy timeout."""
+    return "database is locked" in message or "database is busy" in message
+
+
+def busy_error(location: Location) -> DatabaseError:
+    return DatabaseError(f"database is busy: {location.display()} is locked by another llmeff writing to it "
+                         f"for more than {SQLITE_BUSY_TIMEOUT_S:.0f} s; try again")
+
+
 @contextmanager
 def database_errors(location: Location):
     """Driver errors as DatabaseError, with the password masked; a locked SQLite file as "database is busy"."""
@@ -145,9 +158,8 @@ def database_errors(location: Location):
         yield
     except sa_exc.OperationalError as error:
         message = str(error.orig) if error.orig is not None else str(error)
-        if "database is locked" in message or "database is busy" in message:
-            raise DatabaseError(f"database is busy: {location.display()} is locked by another llmeff writing to it "
-                                f"for more than {SQLITE_BUSY_TIMEOUT_S:.0f} s; try again") from None
+        if is_busy(message):
+            raise busy_error(location) from None
         raise DatabaseError(f"cannot use the database at {location.display()}: "
                             f"{redact(message.strip(), location)}") from None
     except sa_exc.DBAPIError as error:

@@ -59,6 +59,8 @@ def read_state(where: Path | Location) -> BuildState:
             with closing(connect_read_only(path)) as conn:
                 meta = _meta(conn, location)
         except sqlite3.DatabaseError as exc:
+            if backend.is_busy(str(exc)):
+                raise backend.busy_error(location) from None
             raise DatabaseError(f"{path} is not a readable SQLite database ({exc}); move it aside or pass --db") from None
     else:
         with closing(backend.ServerConnection(location)) as conn:

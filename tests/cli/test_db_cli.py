@@ -110,3 +110,18 @@ def test_a_missing_driver_names_the_extra():
     assert done.returncode == 1
     assert done.stderr.startswith("Error: PostgreSQL needs its driver (psycopg is not installed): "
                                   "pip install 'llmeff[postgres]'"), done.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ("analyze", "--model", "llama-2-7b", "--hardware", "a100-sxm4-80gb", "--batch", "8", "--json"),
+    ("plan", "--model", "llama-2-7b", "--hardware", "rtx-4090-24gb", "--batch", "4", "--objective", "tpot", "--json"),
+    ("bench", "compare", "--source", "tinychat", "--json"),
+    ("models", "list", "--json"),
+])
+def test_every_command_answers_the_same_on_each_backend(run, shipped_db, db_args, kb_path, command):
+    # the SQLite answer is the reference; on PostgreSQL the same command must print the same bytes
+    code, reference, err = run("--db", str(kb_path), *command)
+    assert code == 0, err
+    code, out, err = run(*db_args(shipped_db), *command)
+    assert code == 0, err
+    assert out == reference

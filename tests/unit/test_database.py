@@ -124,3 +124,13 @@ def test_location_follows_flag_then_environment(tmp_path, monkeypatch):
     assert locate(tmp_path / "x.db").path == tmp_path / "x.db"
     assert locate("postgresql+psycopg://me@other/db").url == "postgresql+psycopg://me@other/db"
     assert locate("sqlite:////tmp/a.db").path.as_posix() == "/tmp/a.db"
+
+
+def test_a_location_never_shows_its_password():
+    from llmeff.backend import locate, redact
+
+    where = locate("postgresql+psycopg://team:s3cret%2Fpw@dbhost:5432/llmeff")
+    assert where.display() == "postgresql+psycopg://team:***@dbhost:5432/llmeff"
+    assert "s3cret" not in repr(where) and "s3cret" not in str(where)
+    assert redact('password "s3cret/pw" rejected for postgresql+psycopg://team:s3cret%2Fpw@dbhost', where) == \
+        'password "***" rejected for postgresql+psycopg://team:***@dbhost'

@@ -110,3 +110,10 @@ def test_search_matches_names_mechanisms_and_papers(kb):
     assert "speculative-decoding" in [h.technique.id for h in hits]
     with pytest.raises(InvalidInputError):
         kb.search("   ")
+
+
+def test_names_with_quotes_travel_as_parameters(kb):
+    # a name is a bound value on both backends, never SQL text: the quote is just a character
+    with pytest.raises(UnknownIdError, match=r"unknown technique 'awq'\); DROP TABLE technique; --'"):
+        kb.technique("awq'); DROP TABLE technique; --")
+    assert len(kb.techniques()) == 129
