@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -27,26 +26,24 @@ def registry_digest(measurement_ids) -> str:
 
 
 def save_fit(db: str | os.PathLike[str] | None, stored: StoredFit) -> None:
-    from sqlmodel import Session, create_engine
+    from sqlalchemy.dialects import postgresql, sqlite
 
+    from llmeff import backend
     from llmeff import db as database
     from llmeff.benchmarks.tables import Calibration
 
-    path = database.ensure_database(database.database_path(db))
-    record = Calibration(id=DEFAULT_ID, registry_digest=stored.registry_digest,
-                         parameters=json.dumps(stored.fit.to_json(), sort_keys=True),
-                         rows=json.dumps(stored.rows), summary=json.dumps(stored.summary, sort_keys=True))
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.begin() as conn, Session(bind=conn) as session:  # replace the old fit in one transaction
-            old = session.get(Calibration, DEFAULT_ID)
-            if old is not None:
-                session.delete(old)
-                session.flush()
-            session.add(record)
-            session.flush()
-    finally:
-        engine.dispose()
+    location = database.ensure_database(db)
+    table = Calibration.__table__  # type: ignore[attr-defined]
+    values = {"id": DEFAULT_ID, "registry_digest": stored.registry_digest,
+              "parameters": json.dumps(stored.fit.to_json(), sort_keys=True), "rows": json.dumps(stored.rows),
+              "summary": json.dumps(stored.summary, sort_keys=True)}
+    dialect = sqlite if location.is_sqlite else postgresql
+    # one statement replaces the old fit, so two calibrations at once end with one of them, not an error
+    statement = dialect.insert(table).values(values)
+    statement = statement.on_conflict_do_update(index_elements=["id"],
+                                                set_={k: statement.excluded[k] for k in values if k != "id"})
+    with backend.write_transaction(location) as conn:
+        conn.execute(statement)
 
 
 def load_fit(db: str | os.PathLike[str] | None = None) -> StoredFit | None:
@@ -54,11 +51,8 @@ def load_fit(db: str | os.PathLike[str] | None = None) -> StoredFit | None:
     from llmeff import db as database
 
     with closing(database.connect(db)) as conn:
-        try:
-            row = conn.execute("SELECT registry_digest, parameters, rows, summary FROM calibration WHERE id = ?",
-                               (DEFAULT_ID,)).fetchone()
-        except sqlite3.OperationalError:
-            return None
+        row = conn.execute("SELECT registry_digest, parameters, rows, summary FROM calibration WHERE id = ?",
+                           (DEFAULT_ID,)).fetchone()
     if row is None:
         return None
     return StoredFit(Fit.from_json(json.loads(row[1])), row[0], json.loads(row[2]), json.loads(row[3]))

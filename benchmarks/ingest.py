@@ -9,7 +9,6 @@ stored whole when the database is built; its rows that do not resolve keep a nul
 from __future__ import annotations
 
 import os
-import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +56,7 @@ def _index(models: dict[str, list[str]], hardware: dict[str, list[str]]) -> Name
     return NameIndex(lookup(models), lookup(hardware), written(models), written(hardware))
 
 
-def index_from_connection(conn: sqlite3.Connection) -> NameIndex:
+def index_from_connection(conn) -> NameIndex:
     def names(table: str, alias_table: str) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {row[0]: [] for row in conn.execute(f"SELECT id FROM {table}")}
         for display, rid in conn.execute(f"SELECT display, {table}_id FROM {alias_table}"):
@@ -120,8 +119,8 @@ def import_measurements(path: str | os.PathLike[str], *, db: str | os.PathLike[s
     from llmeff import db as database
 
     parsed = read_measurement_file(path)
-    db_file = database.ensure_database(database.database_path(db))
-    with closing(database.connect_read_only(db_file)) as conn:
+    location = database.ensure_database(db)
+    with closing(database.open_read_only(location)) as conn:
         index = index_from_connection(conn)
         stored = {row[0] for row in conn.execute("SELECT id FROM measurement")}
     # a row the registry already holds is skipped before its names are checked: exporting the whole
@@ -136,12 +135,15 @@ def import_measurements(path: str | os.PathLike[str], *, db: str | os.PathLike[s
         if row.identity not in stored:
             new.append(measurement_record(row, number=number, file_name=parsed.name, origin="user",
                                           model_id=model_id, hardware_id=hardware_id))
-    already = len(seen) - len(new)
+    added = len(new)
     if new and not dry_run:
-        _store(db_file, new)
-    return ImportResult(file=parsed.name, rows=len(parsed.rows), added=len(new), already_stored=already,
+        from llmeff import backend
+
+        with backend.write_transaction(location) as conn:  # one transaction: all rows or none
+            added = len(insert_new(conn, new))
+    return ImportResult(file=parsed.name, rows=len(parsed.rows), added=added, already_stored=len(seen) - added,
                         repeated_in_file=repeated, dry_run=dry_run, measurements_before=len(stored),
-                        measurements_after=len(stored) + (0 if dry_run else len(new)))
+                        measurements_after=len(stored) + (0 if dry_run else added))
 
 
 def _resolve_all(parsed: ParsedFile, index: NameIndex, *,
@@ -156,13 +158,29 @@ def _resolve_all(parsed: ParsedFile, index: NameIndex, *,
     return out
 
 
-def _store(db_file: Path, records: list) -> None:
-    from sqlmodel import Session, create_engine
+def insert_new(conn, records: list, *, table=None) -> set[str]:
+    """Insert ``records`` (table rows) on the SQLAlchemy connection ``conn``; the ids actually added.
 
-    engine = create_engine(f"sqlite:///{db_file}")
-    try:
-        with engine.begin() as conn, Session(bind=conn) as session:  # one transaction: all rows or none
-            session.add_all(records)
-            session.flush()
-    finally:
-        engine.dispose()
+    A row whose identity is already stored is skipped by the database itself (INSERT ... ON CONFLICT
+    DO NOTHING on the primary key), not by an earlier read: two processes importing the same file
+    at once store it once, and each learns which rows it added.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from llmeff.benchmarks.tables import Measurement
+
+    table = table if table is not None else Measurement.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = [_values(record, table) for record in records]
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    added: set[str] = set()
+    for start in range(0, len(values), 500):  # bounded statements; still one transaction
+        added.update(conn.execute(statement, values[start:start + 500]).scalars().all())
+    return added
+
+
+def _values(record, table) -> dict:
+    """A row's column values, from a table object (an import) or a result row (a copy)."""
+    mapping = getattr(record, "_mapping", None)
+    return {column.name: mapping[column.name] if mapping is not None else getattr(record, column.name)
+            for column in table.columns}

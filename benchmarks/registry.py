@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, fields
 
@@ -59,7 +58,7 @@ def file_measurements(parsed: ParsedFile, index: NameIndex) -> list[StoredMeasur
             for row in parsed.rows]
 
 
-def _stored(record: sqlite3.Row) -> StoredMeasurement:
+def _stored(record) -> StoredMeasurement:
     values = dict(zip(_COLUMNS, record))
     row = MeasurementRow(model=values["model_name"], hardware=values["hardware_name"],
                          **{name: values[name] for name in _ROW_FIELDS if name not in ("model", "hardware")})

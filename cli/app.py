@@ -40,13 +40,24 @@ def root(
     db_file: Path = typer.Option(
         None, "--db", help="Database file (default: $LLMEFF_HOME/llmeff.db or ~/.local/share/llmeff/llmeff.db)."
     ),
+    db_url: str = typer.Option(
+        None, "--db-url", metavar="URL",
+        help="A PostgreSQL server instead of a file, e.g. postgresql+psycopg://user@host/dbname "
+             "(default: $LLMEFF_DATABASE_URL).",
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """Efficiency techniques for LLM inference: knowledge base, registries and cost model.
 
     Example: llmeff techniques tree
+
+    Team registry: LLMEFF_DATABASE_URL=postgresql+psycopg://me@dbhost/llmeff llmeff db init
     """
-    ctx.obj = {"db": db_file}
+    if db_url is not None and "://" not in db_url:
+        raise typer.BadParameter("expected a URL such as postgresql+psycopg://user@host/dbname", param_hint="--db-url")
+    if db_file is not None and db_url is not None:
+        raise typer.BadParameter("give --db or --db-url, not both", param_hint="--db-url")
+    ctx.obj = {"db": db_url if db_url is not None else db_file}
 
 
 def main(argv: list[str] | None = None) -> int:

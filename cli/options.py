@@ -8,5 +8,5 @@ JSON = typer.Option(False, "--json", help="Print the same data as JSON (for scri
 
 
 def db_path(ctx: typer.Context) -> str | None:
-    """The --db given to the root command (None: LLMEFF_HOME or the default location)."""
+    """The --db file or --db-url given to the root command (None: LLMEFF_DATABASE_URL, LLMEFF_HOME or the default)."""
     return (ctx.find_root().obj or {}).get("db")

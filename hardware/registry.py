@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from llmeff.db import resolve_id
 from llmeff.hardware.specs import IDEAL, Efficiency, HardwareSpec, Link, Processor
 
 
-def resolve_hardware_id(conn: sqlite3.Connection, wanted: str) -> str:
+def resolve_hardware_id(conn, wanted: str) -> str:
     return resolve_id(conn, kind="hardware", table="hardware", alias_table="hardwarealias", wanted=wanted)
 
 
@@ -17,7 +16,7 @@ def _link(kind: str | None, bandwidth: float | None, note: str | None) -> Link |
     return Link(kind=kind, bandwidth_bytes_per_s=bandwidth, note=note) if kind else None
 
 
-def _spec(row: sqlite3.Row, peaks: dict[str, float], aliases: tuple[str, ...]) -> HardwareSpec:
+def _spec(row, peaks: dict[str, float], aliases: tuple[str, ...]) -> HardwareSpec:
     return HardwareSpec(
         id=row["id"],
         name=row["name"],
@@ -49,7 +48,7 @@ def _spec(row: sqlite3.Row, peaks: dict[str, float], aliases: tuple[str, ...]) -
     )
 
 
-def _efficiency(row: sqlite3.Row) -> Efficiency:
+def _efficiency(row) -> Efficiency:
     if row["efficiency_source"] is None:
         return IDEAL
     return Efficiency(
@@ -60,7 +59,7 @@ def _efficiency(row: sqlite3.Row) -> Efficiency:
     )
 
 
-def hardware_specs(conn: sqlite3.Connection, ids: list[str] | None = None) -> list[HardwareSpec]:
+def hardware_specs(conn, ids: list[str] | None = None) -> list[HardwareSpec]:
     peaks: dict[str, dict[str, float]] = {}
     for row in conn.execute("SELECT hardware_id, dtype, flops_per_s FROM hardwarepeak"):
         peaks.setdefault(row[0], {})[row[1]] = row[2]
@@ -72,5 +71,5 @@ def hardware_specs(conn: sqlite3.Connection, ids: list[str] | None = None) -> li
     return specs if ids is None else [s for s in specs if s.id in ids]
 
 
-def hardware_spec(conn: sqlite3.Connection, wanted: str) -> HardwareSpec:
+def hardware_spec(conn, wanted: str) -> HardwareSpec:
     return hardware_specs(conn, [resolve_hardware_id(conn, wanted)])[0]

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
-from llmeff import db
+from llmeff import backend, db
+from llmeff.backend import Location
 from llmeff.errors import InvalidInputError, UnknownIdError
 from llmeff.hardware.capabilities import capabilities
 from llmeff.hardware.registry import hardware_spec, hardware_specs
@@ -44,14 +43,15 @@ class TechniqueFilter:
 
 
 def open_kb(db_path: str | os.PathLike[str] | None = None) -> "KnowledgeBase":
-    """Open (building on first use) the knowledge base at ``db_path`` or the default location."""
-    return KnowledgeBase(db.connect(db_path), db.database_path(db_path))
+    """Open (building on first use) the knowledge base at ``db_path`` (a file or a server URL) or the default."""
+    location = db.ensure_database(db_path)
+    return KnowledgeBase(db.open_read_only(location), location)
 
 
 class KnowledgeBase:
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn, location: Location):
         self._conn = conn
-        self.path = path
+        self.location = location
 
     def close(self) -> None:
         self._conn.close()
@@ -168,26 +168,36 @@ class KnowledgeBase:
     def status(self) -> DatabaseStatus:
         from llmeff.kb.datafiles import content_hash, default_data_dir
 
-        state = db.read_state(self.path)
+        state = db.read_state(self.location)
         wanted = content_hash(default_data_dir())
-        names = [r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         counts = tuple(
             TableCount(table=name, rows=self._conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
-            for name in names
+            for name in sorted(backend.table_names(self._conn))
         )
         return DatabaseStatus(
-            path=str(self.path),
+            backend=self.location.backend,
+            path=self.location.display(),
             schema_version=state.schema_version,
             content_hash=state.content_hash,
             data_content_hash=wanted,
             up_to_date=state.content_hash == wanted and state.schema_version == db.SCHEMA_VERSION,
             llmeff_version=state.llmeff_version,
-            size_bytes=self.path.stat().st_size,
+            size_bytes=self._size_bytes(),
             counts=counts,
         )
 
+    def _size_bytes(self) -> int:
+        if self.location.is_sqlite:
+            return self.location.path.stat().st_size  # type: ignore[union-attr]
+        return self._conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
     def integrity_problems(self) -> list[str]:
-        """SQLite's own integrity and foreign-key checks, as readable lines (empty when sound)."""
+        """SQLite's own integrity and foreign-key checks, as readable lines (empty when sound).
+
+        A PostgreSQL server checks foreign keys on every write and its pages itself: nothing to add.
+        """
+        if not self.location.is_sqlite:
+            return []
         problems = [r[0] for r in self._conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
         for table, rowid, parent, _ in self._conn.execute("PRAGMA foreign_key_check"):
             problems.append(f"table {table} row {rowid} points at a missing {parent} row")

@@ -207,30 +207,42 @@ def _add_models(session: Session, shipped: ShippedData) -> None:
                 session.add(tables.ModelAlias(alias=key, model_id=mid, display=alias))
 
 
-def write_shipped(path, shipped: ShippedData, meta: dict[str, str]) -> None:
-    """Replace the shipped tables of the SQLite file at ``path`` in one transaction."""
-    from sqlmodel import SQLModel, create_engine
+def write_shipped(conn, shipped: ShippedData, meta: dict[str, str]) -> None:
+    """Replace the shipped tables in the transaction of the SQLAlchemy connection ``conn`` (the caller commits)."""
+    from sqlmodel import SQLModel
 
     from llmeff.benchmarks import tables as bench_tables
     from llmeff.benchmarks.ingest import shipped_records
     from llmeff.kb.datafiles import measurement_files
 
-    engine = create_engine(f"sqlite:///{path}")
     shipped_tables = [table.__table__ for table in tables.SHIPPED_TABLES]  # type: ignore[attr-defined]
     kept_tables = [table.__table__ for table in bench_tables.BENCHMARK_TABLES]  # type: ignore[attr-defined]
-    try:
-        with engine.begin() as conn:
-            # Dropping and recreating the shipped tables also migrates them to this schema version.
-            SQLModel.metadata.drop_all(conn, tables=shipped_tables)
-            SQLModel.metadata.create_all(conn, tables=shipped_tables)
-            SQLModel.metadata.create_all(conn, tables=kept_tables)  # only where missing: user rows stay
-            with Session(bind=conn) as session:
-                add_shipped(session, shipped)
-                session.exec(delete(bench_tables.Measurement).where(bench_tables.Measurement.origin == "shipped"))
-                kept = set(session.exec(select(bench_tables.Measurement.id)).all())  # a user imported these first
-                for csv_path in measurement_files(shipped.data_dir):
-                    session.add_all(shipped_records(shipped, csv_path, skip=kept))
-                session.add_all(tables.Meta(key=k, value=v) for k, v in sorted(meta.items()))
-                session.flush()
-    finally:
-        engine.dispose()
+    # Dropping and recreating the shipped tables also migrates them to this schema version.
+    SQLModel.metadata.drop_all(conn, tables=shipped_tables)
+    SQLModel.metadata.create_all(conn, tables=shipped_tables)
+    SQLModel.metadata.create_all(conn, tables=kept_tables)  # only where missing: user rows stay
+    with Session(bind=conn, autoflush=False) as session:
+        add_shipped(session, shipped)
+        _flush_parents_first(session)
+        session.exec(delete(bench_tables.Measurement).where(bench_tables.Measurement.origin == "shipped"))
+        kept = set(session.exec(select(bench_tables.Measurement.id)).all())  # a user imported these first
+        for csv_path in measurement_files(shipped.data_dir):
+            session.add_all(shipped_records(shipped, csv_path, skip=kept))
+        session.add_all(tables.Meta(key=k, value=v) for k, v in sorted(meta.items()))
+        _flush_parents_first(session)
+
+
+def _flush_parents_first(session: Session) -> None:
+    """Write the pending rows table by table, parents before children.
+
+    PostgreSQL checks every foreign key as the row arrives, and these tables have no ORM
+    relationships from which the session could learn the order itself.
+    """
+    from sqlmodel import SQLModel
+
+    pending = list(session.new)
+    for row in pending:
+        session.expunge(row)
+    for table in SQLModel.metadata.sorted_tables:
+        session.add_all(row for row in pending if row.__table__ is table)
+        session.flush()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from llmeff.db import resolve_id
 from llmeff.kb.records import ModelRecord
 
 
-def resolve_model_id(conn: sqlite3.Connection, wanted: str) -> str:
+def resolve_model_id(conn, wanted: str) -> str:
     return resolve_id(conn, kind="model", table="model", alias_table="modelalias", wanted=wanted)
 
 
-def model_records(conn: sqlite3.Connection, ids: list[str] | None = None) -> list[ModelRecord]:
+def model_records(conn, ids: list[str] | None = None) -> list[ModelRecord]:
     aliases: dict[str, list[str]] = {}
     for row in conn.execute("SELECT model_id, display FROM modelalias ORDER BY display"):
         aliases.setdefault(row[0], []).append(row[1])
@@ -45,5 +44,5 @@ def model_records(conn: sqlite3.Connection, ids: list[str] | None = None) -> lis
     return records
 
 
-def model_record(conn: sqlite3.Connection, wanted: str) -> ModelRecord:
+def model_record(conn, wanted: str) -> ModelRecord:
     return model_records(conn, [resolve_model_id(conn, wanted)])[0]

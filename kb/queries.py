@@ -1,9 +1,12 @@
-"""Read queries over the knowledge base (stdlib sqlite3: no ORM on the read path)."""
+"""Read queries over the knowledge base (no ORM on the read path).
+
+The SQL is portable (SQLite and PostgreSQL): lists such as a technique's aliases are gathered in
+Python rather than with each engine's own string aggregate.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from llmeff.db import resolve_id
 from llmeff.kb.records import (
@@ -18,17 +21,27 @@ from llmeff.kb.records import (
 _SUMMARY_SQL = """
 SELECT t.id, t.name, t.level, t.category_id, c.name AS category_name, t.unveiled_category_id,
        t.modelable, t.plugin, t.plugin_status, t.captured_by,
-       (SELECT group_concat(capability, ',') FROM (SELECT capability FROM hardwarerequirement
-            WHERE technique_id = t.id ORDER BY capability)) AS requires,
-       (SELECT group_concat(display, char(31)) FROM (SELECT display FROM techniquealias
-            WHERE technique_id = t.id ORDER BY display)) AS aliases,
        (SELECT count(*) FROM techniquepaper WHERE technique_id = t.id) AS paper_count,
        (SELECT count(*) FROM reportedresult WHERE technique_id = t.id) AS result_count
 FROM technique t JOIN category c ON c.id = t.category_id
 """
 
 
-def _summary(row: sqlite3.Row) -> TechniqueSummary:
+def _lists(conn, sql: str) -> dict[str, tuple[str, ...]]:
+    """(technique id, value) rows, in the query's order, as one tuple per technique."""
+    out: dict[str, list[str]] = {}
+    for tid, value in conn.execute(sql):
+        out.setdefault(tid, []).append(value)
+    return {tid: tuple(values) for tid, values in out.items()}
+
+
+def _requires_and_aliases(conn) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    requires = _lists(conn, "SELECT technique_id, capability FROM hardwarerequirement ORDER BY technique_id, capability")
+    aliases = _lists(conn, "SELECT technique_id, display FROM techniquealias ORDER BY technique_id, display")
+    return requires, aliases
+
+
+def _summary(row, requires: dict[str, tuple[str, ...]], aliases: dict[str, tuple[str, ...]]) -> TechniqueSummary:
     return TechniqueSummary(
         id=row["id"],
         name=row["name"],
@@ -40,18 +53,19 @@ def _summary(row: sqlite3.Row) -> TechniqueSummary:
         plugin=row["plugin"],
         plugin_status=row["plugin_status"],
         captured_by=row["captured_by"],
-        requires=tuple(row["requires"].split(",")) if row["requires"] else (),
-        aliases=tuple(row["aliases"].split("\x1f")) if row["aliases"] else (),
+        requires=requires.get(row["id"], ()),
+        aliases=aliases.get(row["id"], ()),
         paper_count=row["paper_count"],
         result_count=row["result_count"],
     )
 
 
-def all_summaries(conn: sqlite3.Connection) -> list[TechniqueSummary]:
-    return [_summary(row) for row in conn.execute(_SUMMARY_SQL + " ORDER BY t.id")]
+def all_summaries(conn) -> list[TechniqueSummary]:
+    requires, aliases = _requires_and_aliases(conn)
+    return [_summary(row, requires, aliases) for row in conn.execute(_SUMMARY_SQL + " ORDER BY t.id")]
 
 
-def categories(conn: sqlite3.Connection) -> dict[str, CategoryRef]:
+def categories(conn) -> dict[str, CategoryRef]:
     rows = conn.execute(
         "SELECT id, name, tree, parent_id, survey_section, extension, source, note FROM category ORDER BY position"
     )
@@ -67,14 +81,14 @@ def ancestors(category_id: str | None, cats: dict[str, CategoryRef]) -> tuple[Ca
     return tuple(reversed(chain))
 
 
-def resolve_technique_id(conn: sqlite3.Connection, wanted: str) -> str:
+def resolve_technique_id(conn, wanted: str) -> str:
     """A technique id from its id or any alias (case-insensitive); unknown names suggest."""
     return resolve_id(conn, kind="technique", table="technique", alias_table="techniquealias", wanted=wanted)
 
 
-def technique_detail(conn: sqlite3.Connection, wanted: str, *, installed_plugins: frozenset[str]) -> TechniqueDetail:
+def technique_detail(conn, wanted: str, *, installed_plugins: frozenset[str]) -> TechniqueDetail:
     tid = resolve_technique_id(conn, wanted)
-    summary = _summary(conn.execute(_SUMMARY_SQL + " WHERE t.id = ?", (tid,)).fetchone())
+    summary = _summary(conn.execute(_SUMMARY_SQL + " WHERE t.id = ?", (tid,)).fetchone(), *_requires_and_aliases(conn))
     row = conn.execute("SELECT * FROM technique WHERE id = ?", (tid,)).fetchone()
     cats = categories(conn)
     papers = tuple(
@@ -116,7 +130,7 @@ def technique_detail(conn: sqlite3.Connection, wanted: str, *, installed_plugins
     )
 
 
-def _related(conn: sqlite3.Connection, tid: str, kind: str) -> tuple[RelatedTechnique, ...]:
+def _related(conn, tid: str, kind: str) -> tuple[RelatedTechnique, ...]:
     rows = conn.execute(
         """SELECT t.id, t.name, r.note FROM relation r
            JOIN technique t ON t.id = CASE WHEN r.technique_a = ? THEN r.technique_b ELSE r.technique_a END
@@ -126,7 +140,7 @@ def _related(conn: sqlite3.Connection, tid: str, kind: str) -> tuple[RelatedTech
     return tuple(RelatedTechnique(id=r["id"], name=r["name"], note=r["note"]) for r in rows)
 
 
-def search_corpus(conn: sqlite3.Connection) -> dict[str, dict[str, list[str]]]:
+def search_corpus(conn) -> dict[str, dict[str, list[str]]]:
     """Per technique, the texts a search looks in: name, aliases, mechanism, paper titles."""
     corpus: dict[str, dict[str, list[str]]] = {}
     for row in conn.execute("SELECT id, name, mechanism FROM technique"):

@@ -145,7 +145,8 @@ class TableCount(Record):
 
 @dataclass(frozen=True)
 class DatabaseStatus(Record):
-    path: str
+    backend: str  # sqlite or postgresql
+    path: str  # the file, or the server's URL with its password masked
     schema_version: int | None
     content_hash: str | None
     data_content_hash: str

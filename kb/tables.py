@@ -8,7 +8,23 @@ query filters or joins on has its own column or table.
 
 from __future__ import annotations
 
+from sqlalchemy import BigInteger, String
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Field, SQLModel
+
+# Counts of bytes and parameters pass 2**31 (an 80 GB device, a 70B model): 64-bit columns, which
+# PostgreSQL needs (its INTEGER is 32-bit) and SQLite does not mind.
+_BIG = {"sa_type": BigInteger}
+
+
+@compiles(String, "postgresql")
+def _byte_order(type_, compiler, **kw) -> str:
+    """Text columns compare and sort by code point on PostgreSQL, as SQLite's default (BINARY) does.
+
+    Without it a server's locale (en_US, say) would order ``ORDER BY id`` listings differently
+    from the same listing on SQLite.
+    """
+    return compiler.visit_VARCHAR(type_, **kw) + ' COLLATE "C"'
 
 
 class Meta(SQLModel, table=True):
@@ -117,7 +133,7 @@ class Hardware(SQLModel, table=True):
     name: str
     vendor: str = Field(index=True)
     kind: str = Field(index=True)
-    memory_capacity_bytes: int | None = None
+    memory_capacity_bytes: int | None = Field(default=None, **_BIG)
     memory_type: str | None = None
     memory_bandwidth_bytes_per_s: float
     npu_peak_ops_per_s: float | None = None
@@ -129,7 +145,7 @@ class Hardware(SQLModel, table=True):
     host_link_kind: str | None = None
     host_link_bandwidth_bytes_per_s: float | None = None
     host_link_note: str | None = None
-    on_chip_sram_bytes: int | None = None
+    on_chip_sram_bytes: int | None = Field(default=None, **_BIG)
     tdp_watts: float | None = None
     release_year: int | None = None
     price_usd_per_hour: float | None = None
@@ -166,8 +182,8 @@ class Model(SQLModel, table=True):
     hf_repo_id: str | None = None
     model_type: str = Field(index=True)
     config: str  # JSON: the Hugging Face config.json fields
-    params_total: int  # computed from the config by llmeff.architectures
-    params_active: int
+    params_total: int = Field(**_BIG)  # computed from the config by llmeff.architectures
+    params_active: int = Field(**_BIG)
     published_params_b: float | None = None
     published_active_params_b: float | None = None
     published_params_source: str | None = None

@@ -52,13 +52,12 @@ def verify(db: str | os.PathLike[str] | None = None) -> VerifyReport:
     problems = [str(p) for p in shipped.problems + cross_check(shipped, installed_plugins=installed)]
     db_file = None
     if not problems:
-        path = database.database_path(db)
         try:
-            database.ensure_database(path, shipped.data_dir)
-            with KnowledgeBase(database.connect_read_only(path), path) as kb:
+            location = database.ensure_database(db, shipped.data_dir)
+            with KnowledgeBase(database.open_read_only(location), location) as kb:
                 problems += kb.integrity_problems()
                 problems += _count_mismatches(kb, shipped)
-            db_file = str(path)
+            db_file = location.display()
         except LlmeffError as exc:
             problems.append(str(exc))
     cost_models = [t.cost_model for t in shipped.techniques.values()]

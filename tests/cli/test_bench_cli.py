@@ -1,14 +1,13 @@
 """``llmeff bench`` as a user meets it: filters checked against the shipped CSV, errors, nothing stored by accident.
 
-Every test runs on its own copy of the session database (calibrate and import write to it).
+Every test runs on its own copy of the session database (calibrate and import write to it), on
+SQLite and on PostgreSQL (``fresh_db``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import shutil
-import sqlite3
 from collections import Counter
 
 import pandas as pd
@@ -27,18 +26,16 @@ def shipped() -> pd.DataFrame:
 
 
 @pytest.fixture()
-def db_file(kb_path, tmp_path):
-    target = tmp_path / "llmeff.db"
-    shutil.copy(kb_path, target)
-    return target
+def db_file(fresh_db):
+    return fresh_db
 
 
 @pytest.fixture()
-def bench(db_file, capsys):
-    """Run ``llmeff --db <copy> ARGS``; returns (exit code, stdout, stderr)."""
+def bench(db_file, db_args, capsys):
+    """Run ``llmeff --db <copy> ARGS`` (``--db-url`` on PostgreSQL); returns (exit code, stdout, stderr)."""
 
     def run(*args: str):
-        code = main(["--db", str(db_file), *args])
+        code = main([*db_args(db_file), *args])
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -59,9 +56,9 @@ def _expected(frame: pd.DataFrame) -> Counter:
                                             "value"]].itertuples(index=False))
 
 
-def _measurement_count(db) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM measurement").fetchone()[0]
+@pytest.fixture()
+def measurements(sql):
+    return lambda db: sql(db, "SELECT count(*) FROM measurement")[0][0]
 
 
 def test_list_json_is_the_whole_registry(bench, shipped):
@@ -148,23 +145,23 @@ def _write_user_csv(path) -> None:
         writer.writerows(rows)
 
 
-def test_compare_a_user_file_stores_nothing(bench, db_file, tmp_path):
+def test_compare_a_user_file_stores_nothing(bench, db_file, tmp_path, measurements):
     path = tmp_path / "mine.csv"
     _write_user_csv(path)
-    before = _measurement_count(db_file)
+    before = measurements(db_file)
     code, out, err = bench("bench", "compare", str(path), "--json")
     assert code == 0, err
     record = json.loads(out)
     assert len(record["rows"]) == 2 and record["unpredictable"] == []
     assert {r["source_id"] for r in record["rows"]} == {"my-lab"}
     assert {r["measured"] for r in record["rows"]} == {80.5, 120.0}
-    assert _measurement_count(db_file) == before
+    assert measurements(db_file) == before
     code, out, _ = bench("bench", "compare", str(path))  # the tables, too
     assert code == 0 and "my-lab" in out
-    assert _measurement_count(db_file) == before
+    assert measurements(db_file) == before
 
 
-def test_export_then_dry_run_import_adds_nothing(bench, db_file, tmp_path):
+def test_export_then_dry_run_import_adds_nothing(bench, db_file, tmp_path, measurements):
     path = tmp_path / "trtllm.json"
     code, listed, _ = bench("bench", "list", "--source", "trtllm", "--json")
     assert code == 0 and all(r["model_id"] and r["hardware_id"] for r in json.loads(listed))
@@ -172,14 +169,14 @@ def test_export_then_dry_run_import_adds_nothing(bench, db_file, tmp_path):
     assert code == 0, err
     exported = json.loads(path.read_text(encoding="utf-8"))["measurements"]
     assert len(exported) == len(json.loads(listed)) > 0
-    before = _measurement_count(db_file)
+    before = measurements(db_file)
     code, out, err = bench("bench", "import", str(path), "--dry-run")
     assert code == 0, err
     assert "would add 0" in out
     code, out, _ = bench("bench", "import", str(path), "--dry-run", "--json")
     result = json.loads(out)
     assert (result["added"], result["already_stored"], result["rows"]) == (0, len(exported), len(exported))
-    assert _measurement_count(db_file) == before
+    assert measurements(db_file) == before
 
 
 def test_export_of_the_whole_registry_re_imports(bench, tmp_path):

@@ -1,4 +1,4 @@
-"""The command line as a user meets it: exit codes, first lines of errors, JSON output."""
+"""The command line as a user meets it: exit codes, first lines of errors, JSON output (on both backends)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from llmeff.cli.app import main
 
 
 @pytest.fixture()
-def cli(kb_path, capsys):
-    """Run ``llmeff --db <session kb> ARGS``; returns (exit code, stdout, stderr)."""
+def cli(shipped_db, db_args, capsys):
+    """Run ``llmeff --db <session kb> ARGS`` (``--db-url`` on PostgreSQL); returns (exit code, stdout, stderr)."""
 
     def run(*args: str, db: bool = True):
-        argv = (["--db", str(kb_path)] if db else []) + list(args)
+        argv = (db_args(shipped_db) if db else []) + list(args)
         code = main(argv)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
@@ -115,6 +115,7 @@ def test_debug_flag_reraises(cli, monkeypatch):
 def test_installed_console_script_runs(kb_path):
     """The real entry point, in a subprocess: exit code and stderr as a shell sees them."""
     env = {**os.environ, "LLMEFF_HOME": str(kb_path.parent)}
+    env.pop("LLMEFF_DATABASE_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "llmeff.cli.app", "models", "show", "no-such-model"],
         capture_output=True, text=True, env=env, check=False,

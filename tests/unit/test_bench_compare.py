@@ -7,8 +7,6 @@ aggregated here, or from a roofline computed by hand.
 from __future__ import annotations
 
 import csv
-import shutil
-import sqlite3
 
 import pandas as pd
 import pytest
@@ -29,8 +27,9 @@ def shipped_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def comparison(kb_path):
-    return compare_measurements(kb_path, SHIPPED, calibrated=False)
+def comparison(shipped_db):
+    """The shipped registry compared on each backend (the expected values are independent of either)."""
+    return compare_measurements(shipped_db, SHIPPED, calibrated=False)
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +39,8 @@ def predicted_frame(comparison) -> pd.DataFrame:
 
 
 @pytest.fixture()
-def db_copy(kb_path, tmp_path):
-    target = tmp_path / "llmeff.db"
-    shutil.copy(kb_path, target)
-    return target
+def db_copy(fresh_db):
+    return fresh_db
 
 
 def _summary_of(frame: pd.DataFrame) -> tuple[int, float, float, float]:
@@ -109,8 +106,8 @@ def test_comparison_record_lists_every_row(comparison):
     assert set(record["summaries"]) == set(GROUPINGS)
 
 
-def test_most_shipped_rows_resolve_to_a_model_and_a_device(kb_path, shipped_frame):
-    stored = stored_measurements(kb_path, SHIPPED)
+def test_most_shipped_rows_resolve_to_a_model_and_a_device(shipped_db, shipped_frame):
+    stored = stored_measurements(shipped_db, SHIPPED)
     assert len(stored) == len(shipped_frame)
     resolved = sum(1 for m in stored if m.model_id and m.hardware_id)
     assert resolved >= 0.9 * len(stored)  # 589 of 622 at the time of writing
@@ -137,8 +134,8 @@ def test_a_batch_one_decode_row_matches_a_hand_roofline(comparison, kb):
     assert 0.90 * hand <= p.predicted <= hand
 
 
-def test_export_then_read_gives_the_same_rows(kb_path, tmp_path):
-    rows = stored_measurements(kb_path, SHIPPED)
+def test_export_then_read_gives_the_same_rows(shipped_db, tmp_path):
+    rows = stored_measurements(shipped_db, SHIPPED)
     for fmt in ("csv", "json"):
         path = tmp_path / f"export.{fmt}"
         path.write_text(export_measurements(rows, fmt), encoding="utf-8")
@@ -154,12 +151,7 @@ def test_exported_csv_has_the_import_header(kb_path):
         assert set(next(csv.reader(f))) == set(COLUMNS)
 
 
-def _measurement_count(db) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM measurement").fetchone()[0]
-
-
-def test_comparing_a_user_file_stores_nothing(db_copy, tmp_path):
+def test_comparing_a_user_file_stores_nothing(db_copy, tmp_path, sql):
     rows = [
         {"source_id": "my-lab", "source_locator": "run 1", "model": "Llama-2-7B", "hardware": "A100 80GB SXM",
          "device_count": "1", "engine": "vLLM", "weight_dtype": "fp16", "batch_size": "1", "input_tokens": "512",
@@ -176,9 +168,9 @@ def test_comparing_a_user_file_stores_nothing(db_copy, tmp_path):
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    before = _measurement_count(db_copy)
+    before = sql(db_copy, "SELECT count(*) FROM measurement")
     result = compare_measurements(db_copy, file=path, calibrated=False)
-    assert _measurement_count(db_copy) == before
+    assert sql(db_copy, "SELECT count(*) FROM measurement") == before
     assert len(result.predictions) == 2 and len(result.unpredictable) == 1
     assert {p.measurement.row.source_locator for p in result.predictions} == {"run 1", "run 2"}
     assert "not in the model registry" in result.unpredictable[0].reason

@@ -1,11 +1,13 @@
-"""Importing measurements: parsing errors name row and field, one transaction, stable identity."""
+"""Importing measurements: parsing errors name row and field, one transaction, stable identity.
+
+The tests that store run on both backends (``fresh_db``: a copy of the shipped registry on SQLite or
+PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-import shutil
-import sqlite3
 
 import pytest
 
@@ -30,17 +32,18 @@ def write_csv(path, rows):
 
 
 @pytest.fixture()
-def db_file(kb_path, tmp_path):
-    target = tmp_path / "llmeff.db"
-    shutil.copy(kb_path, target)
-    return target
+def db_file(fresh_db):
+    return fresh_db
 
 
-def measurement_count(db_file, origin=None) -> int:
-    with sqlite3.connect(db_file) as conn:
+@pytest.fixture()
+def measurement_count(sql):
+    def count(db, origin=None) -> int:
         if origin is None:
-            return conn.execute("SELECT count(*) FROM measurement").fetchone()[0]
-        return conn.execute("SELECT count(*) FROM measurement WHERE origin = ?", (origin,)).fetchone()[0]
+            return sql(db, "SELECT count(*) FROM measurement")[0][0]
+        return sql(db, "SELECT count(*) FROM measurement WHERE origin = :origin", origin=origin)[0][0]
+
+    return count
 
 
 def shipped_row_count() -> int:
@@ -50,25 +53,24 @@ def shipped_row_count() -> int:
         return sum(1 for _ in csv.DictReader(f))
 
 
-def test_the_shipped_registry_is_in_a_new_database(db_file):
+def test_the_shipped_registry_is_in_a_new_database(db_file, measurement_count):
     # every row of the shipped file is stored once (the file has no exact duplicate rows)
     assert measurement_count(db_file, "shipped") == shipped_row_count() == 622
     assert measurement_count(db_file, "user") == 0
 
 
-def test_import_resolves_aliases_and_stores_the_rows(db_file, tmp_path):
+def test_import_resolves_aliases_and_stores_the_rows(db_file, tmp_path, sql):
     second = dict(GOOD, source_locator="run 2", value="81.0")
     path = write_csv(tmp_path / "mine.csv", [GOOD, second])
     result = import_measurements(path, db=db_file)
     assert (result.rows, result.added, result.already_stored) == (2, 2, 0)
-    with sqlite3.connect(db_file) as conn:
-        stored = conn.execute("SELECT model_name, model_id, hardware_name, hardware_id, value FROM measurement "
-                              "WHERE origin = 'user' ORDER BY value").fetchall()
+    stored = sql(db_file, "SELECT model_name, model_id, hardware_name, hardware_id, value FROM measurement "
+                          "WHERE origin = 'user' ORDER BY value")
     assert stored == [("Llama-2-7B", "llama-2-7b", "A100 80GB SXM", "a100-sxm4-80gb", 80.5),
                       ("Llama-2-7B", "llama-2-7b", "A100 80GB SXM", "a100-sxm4-80gb", 81.0)]
 
 
-def test_reimporting_the_same_file_adds_nothing(db_file, tmp_path):
+def test_reimporting_the_same_file_adds_nothing(db_file, tmp_path, measurement_count):
     path = write_csv(tmp_path / "mine.csv", [GOOD])
     import_measurements(path, db=db_file)
     before = measurement_count(db_file)
@@ -82,14 +84,14 @@ def test_a_repeated_row_in_one_file_is_stored_once(db_file, tmp_path):
     assert (result.added, result.repeated_in_file) == (1, 1)
 
 
-def test_dry_run_reports_and_writes_nothing(db_file, tmp_path):
+def test_dry_run_reports_and_writes_nothing(db_file, tmp_path, measurement_count):
     before = measurement_count(db_file)
     result = import_measurements(write_csv(tmp_path / "mine.csv", [GOOD]), db=db_file, dry_run=True)
     assert result.dry_run and result.added == 1 and result.measurements_after == before
     assert measurement_count(db_file) == before
 
 
-def test_one_unknown_name_and_nothing_is_written(db_file, tmp_path):
+def test_one_unknown_name_and_nothing_is_written(db_file, tmp_path, measurement_count):
     bad = dict(GOOD, source_locator="run 3", hardware="A100 80GB SXN")
     path = write_csv(tmp_path / "mine.csv", [GOOD, dict(GOOD, source_locator="run 2"), bad])
     before = measurement_count(db_file)
@@ -157,12 +159,11 @@ def test_malformed_json_and_unsupported_files(tmp_path):
         read_measurement_file(tmp_path / "absent.csv")
 
 
-def test_user_rows_survive_a_rebuild(db_file, tmp_path):
+def test_user_rows_survive_a_rebuild(db_file, tmp_path, sql, measurement_count):
     from llmeff import db
 
     import_measurements(write_csv(tmp_path / "mine.csv", [GOOD]), db=db_file)
-    with sqlite3.connect(db_file) as conn:  # force a rebuild, as a data change would
-        conn.execute("UPDATE llmeff_meta SET value = 'stale' WHERE key = 'content_hash'")
+    sql(db_file, "UPDATE llmeff_meta SET value = 'stale' WHERE key = 'content_hash'")  # as a data change would
     db.ensure_database(db_file)
     assert measurement_count(db_file, "user") == 1
     assert measurement_count(db_file, "shipped") == 622

@@ -12,6 +12,12 @@ from llmeff.hardware.capabilities import capabilities
 from llmeff.hardware.specs import MissingPeakError
 
 
+@pytest.fixture()
+def kb(store_kb):
+    """The knowledge base on each backend: these read queries run on SQLite and on PostgreSQL."""
+    return store_kb
+
+
 def test_h100_sxm_dense_peaks_are_half_the_sparse_datasheet_figures(kb):
     h100 = kb.hardware("h100-sxm-80gb")
     # NVIDIA H100 SXM table: FP16 1,979 TFLOPS and FP8 3,958 TFLOPS "with sparsity".

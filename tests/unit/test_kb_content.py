@@ -11,6 +11,12 @@ from llmeff.errors import InvalidInputError, UnknownIdError
 from llmeff.kb.api import TechniqueFilter
 
 
+@pytest.fixture()
+def kb(store_kb):
+    """The knowledge base on each backend: these read queries run on SQLite and on PostgreSQL."""
+    return store_kb
+
+
 def test_awq_entry_carries_paper_path_and_sourced_results(kb):
     awq = kb.technique("weight-only-quant-awq")
     # AWQ: Lin et al., arXiv 2306.00978 (MLSys 2024).
@@ -104,3 +110,10 @@ def test_search_matches_names_mechanisms_and_papers(kb):
     assert "speculative-decoding" in [h.technique.id for h in hits]
     with pytest.raises(InvalidInputError):
         kb.search("   ")
+
+
+def test_names_with_quotes_travel_as_parameters(kb):
+    # a name is a bound value on both backends, never SQL text: the quote is just a character
+    with pytest.raises(UnknownIdError, match=r"unknown technique 'awq'\); DROP TABLE technique; --'"):
+        kb.technique("awq'); DROP TABLE technique; --")
+    assert len(kb.techniques()) == 129
