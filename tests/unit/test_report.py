@@ -304,3 +304,28 @@ def test_a_baseline_that_does_not_fit_is_said_so_not_compared(kb_path, tmp_path)
     # 68.98e9 parameters x 2 bytes = 138 GB against 24 GB; at 2 bits the weights take about 17 GB
     assert fits == {"baseline": "false", "weight-only-quant:bits=2": "true"}
     assert "the baseline does not fit in device memory" in (out / "report.md").read_text()
+
+
+def test_a_report_reads_the_same_on_either_backend(shipped_db, built, tmp_path):
+    # the same request over the same registry gives the same bytes, whichever database holds it
+    out = tmp_path / "r"
+    build_report(REQUEST, out, db=shipped_db)
+    names = sorted(p.name for p in built.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert [n for n in names if (out / n).read_bytes() != (built / n).read_bytes()] == []
+    assert check_report(out, db=shipped_db).identical
+
+
+def test_a_calibration_imported_on_a_backend_is_an_input_of_the_manifest(fresh_db, tmp_path):
+    import json
+
+    from llmeff.benchmarks.api import calibrate
+
+    small = ReportRequest(("llama-2-7b",), ("a100-sxm4-80gb",), (), WORKLOAD)
+    out = tmp_path / "r"
+    build_report(small, out, db=fresh_db)
+    assert json.loads((out / "manifest.json").read_text())["inputs"]["calibration"] is None
+    calibrate(fresh_db)
+    result = check_report(out, db=fresh_db)
+    assert not result.identical  # calibrated efficiency terms change the predictions
+    assert any(line.startswith("calibration:") for line in result.changed_inputs)
