@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 
 
@@ -15,3 +16,13 @@ def per_call(fn, repeat: int) -> float:
             fn()
         samples.append((time.perf_counter() - start) / repeat)
     return statistics.median(samples)
+
+
+def per_process(argv: list[str], runs: int) -> float:
+    """Median wall time of ``runs`` runs of the command ``argv`` (output discarded), in seconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -12,22 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from _timing import per_call  # benchmarks/perf/_timing.py (this folder is on sys.path)
+from _timing import per_call, per_process  # benchmarks/perf/_timing.py (this folder is on sys.path)
 
-
-def _process(argv: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -52,8 +41,8 @@ def main() -> None:
     for name, target in targets.items():
         cli = [sys.executable, "-m", "llmeff.cli.app", *flags[name]]
         print(f"{name:10} (a) compare in-process:            {per_call(lambda: compare_measurements(target, calibrated=False), 3):.3f} s")
-        print(f"{name:10} (b) `llmeff bench compare --json`: {_process(cli + ['bench', 'compare', '--json'], 5):.3f} s")
-        print(f"{name:10} (c) `llmeff bench list --json`:    {_process(cli + ['bench', 'list', '--json'], 5):.3f} s")
+        print(f"{name:10} (b) `llmeff bench compare --json`: {per_process(cli + ['bench', 'compare', '--json'], 5):.3f} s")
+        print(f"{name:10} (c) `llmeff bench list --json`:    {per_process(cli + ['bench', 'list', '--json'], 5):.3f} s")
 
 
 if __name__ == "__main__":

@@ -10,22 +10,11 @@ Run: python benchmarks/perf/bench_compare_speed.py
 from __future__ import annotations
 
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from _timing import per_call  # benchmarks/perf/_timing.py (this folder is on sys.path)
+from _timing import per_call, per_process  # benchmarks/perf/_timing.py (this folder is on sys.path)
 
-
-def _process(argv: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -36,11 +25,11 @@ def main() -> None:
     print(f"registry: {len(result.predictions)} rows predicted, {len(result.unpredictable)} listed with a reason")
     print(f"(a) compare in-process, uncalibrated:      {per_call(lambda: compare_measurements(db), 3):.3f} s")
     cli = [sys.executable, "-m", "llmeff.cli.app", "--db", db]
-    print(f"(b) `llmeff bench compare --json` process: {_process(cli + ['bench', 'compare', '--json'], 5):.3f} s")
-    print(f"(c) `llmeff bench calibrate` process:      {_process(cli + ['bench', 'calibrate'], 3):.3f} s")
-    print(f"    `llmeff bench calibrate --holdout`:    {_process(cli + ['bench', 'calibrate', '--holdout'], 1):.3f} s")
+    print(f"(b) `llmeff bench compare --json` process: {per_process(cli + ['bench', 'compare', '--json'], 5):.3f} s")
+    print(f"(c) `llmeff bench calibrate` process:      {per_process(cli + ['bench', 'calibrate'], 3):.3f} s")
+    print(f"    `llmeff bench calibrate --holdout`:    {per_process(cli + ['bench', 'calibrate', '--holdout'], 1):.3f} s")
     print(f"(a') compare in-process, calibrated:       {per_call(lambda: compare_measurements(db), 3):.3f} s")
-    print(f"(b') `llmeff bench compare` calibrated:    {_process(cli + ['bench', 'compare', '--json'], 5):.3f} s")
+    print(f"(b') `llmeff bench compare` calibrated:    {per_process(cli + ['bench', 'compare', '--json'], 5):.3f} s")
 
 
 if __name__ == "__main__":

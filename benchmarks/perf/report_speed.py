@@ -10,24 +10,14 @@ Run: python benchmarks/perf/report_speed.py
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
-from _timing import per_call  # benchmarks/perf/_timing.py (this folder is on sys.path)
+from _timing import per_call, per_process  # benchmarks/perf/_timing.py (this folder is on sys.path)
 
 HARDWARE = ("a100-sxm4-80gb", "h100-sxm-80gb", "rtx-4090-24gb")
 COMBINATIONS = ("awq", "flash-attention", "kv-cache-quant:bits=8", "smoothquant", "flash-attention + paged-kv")
 
-
-def _process(argv: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -53,9 +43,9 @@ def main() -> None:
     cli = [sys.executable, "-m", "llmeff.cli.app", "--db", db, "report", "--model", "llama-2-7b", "--batch", "8",
            "--prompt-tokens", "1024", "--output-tokens", "256"]
     cli += [x for h in HARDWARE for x in ("--hardware", h)] + [x for c in COMBINATIONS for x in ("-t", c)]
-    print(f"(b) `llmeff report` process:          {_process(cli + ['--out', out, '--force'], 3):.2f} s")
+    print(f"(b) `llmeff report` process:          {per_process(cli + ['--out', out, '--force'], 3):.2f} s")
     check = [sys.executable, "-m", "llmeff.cli.app", "--db", db, "report", "--check", out]
-    print(f"(c) `llmeff report --check` process:  {_process(check, 3):.2f} s")
+    print(f"(c) `llmeff report --check` process:  {per_process(check, 3):.2f} s")
 
 
 if __name__ == "__main__":

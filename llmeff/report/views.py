@@ -31,6 +31,12 @@ def _models(cells: list[Cell]) -> int:
     return len({c.model for c in cells})
 
 
+def _cell_columns(cells: list[Cell]) -> tuple:
+    """The columns naming a cell: model (shown only when there are several), hardware, combination."""
+    return (("model", "model" if _models(cells) > 1 else None), ("hardware", "hardware"),
+            ("combination", "combination", None, True))
+
+
 def summary_table(cells: list[Cell], baseline_label: str = "baseline") -> Table:
     """TTFT, TPOT, throughput and memory per cell, and throughput against the baseline on the same device."""
     base = {(c.model, c.hardware): c for c in cells if c.label == baseline_label and c.estimate}
@@ -45,10 +51,8 @@ def summary_table(cells: list[Cell], baseline_label: str = "baseline") -> Table:
                      gain, e.memory.footprint.total_bytes / GB,
                      None if c.capacity_bytes is None else c.capacity_bytes / GB, e.memory.fits,
                      "" if e.memory.fits is not False else "does not fit in device memory"))
-    model_header = "model" if _models(cells) > 1 else None
     return Table("summary", "Predicted latency, throughput and memory", columns(
-        ("model", model_header), ("hardware", "hardware"), ("combination", "combination", None, True),
-        ("ttft_ms", "TTFT (ms)", ms), ("tpot_ms", "TPOT (ms)", ms), ("output_tokens_per_s", "tokens/s", rate),
+        *_cell_columns(cells), ("ttft_ms", "TTFT (ms)", ms), ("tpot_ms", "TPOT (ms)", ms), ("output_tokens_per_s", "tokens/s", rate),
         ("throughput_vs_baseline", "vs baseline", lambda v: f"x{v:.2f}"), ("memory_gb", "memory (GB)", gb),
         ("capacity_gb", "capacity (GB)", gb), ("fits", "fits"), ("note", "note", None, True)), tuple(rows),
         "tokens/s: generated tokens per second for the whole batch over the end-to-end latency. "
@@ -66,8 +70,7 @@ def memory_table(cells: list[Cell]) -> Table:
                      f.activation_bytes / GB, f.total_bytes / GB,
                      None if c.capacity_bytes is None else c.capacity_bytes / GB, headroom))
     return Table("memory", "Resident memory per device (GB = 10^9 bytes)", columns(
-        ("model", "model" if _models(cells) > 1 else None), ("hardware", "hardware"),
-        ("combination", "combination", None, True), ("weights_gb", "weights", gb), ("kv_cache_gb", "KV cache", gb),
+        *_cell_columns(cells), ("weights_gb", "weights", gb), ("kv_cache_gb", "KV cache", gb),
         ("activations_gb", "activations", gb), ("total_gb", "total", gb), ("capacity_gb", "capacity", gb),
         ("headroom_gb", "headroom", gb)), tuple(rows),
         "KV cache at the end of the generation (prompt + output tokens); activations: the largest transient "
@@ -93,8 +96,7 @@ def breakdown_table(cells: list[Cell]) -> Table:
                 rows.append((c.model, c.hardware, c.label, phase_name, kind, seconds * 1e3,
                              100 * seconds / total if total else None))
     return Table("breakdown", "Time by operator class", columns(
-        ("model", "model" if _models(cells) > 1 else None), ("hardware", "hardware"),
-        ("combination", "combination", None, True), ("phase", "phase"), ("operator_class", "class"),
+        *_cell_columns(cells), ("phase", "phase"), ("operator_class", "class"),
         ("time_ms", "time (ms)", ms), ("share_percent", "share", share)), tuple(rows),
         "prefill: the whole prompt's forward pass; decode: the mean step over the generation.")
 
